@@ -1,0 +1,79 @@
+"""Between the user's Pydantic model and stored fields: one JSON document per top-level field.
+
+Loading joins the stored fields into one JSON object and validates it in a single pydantic-core call;
+dirty detection compares one ``to_python(mode="json")`` snapshot per side, so nested mutation
+(``session.cart.append(...)``) is seen without hooks on the model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import to_json
+
+from .exceptions import SessionConfigError
+
+__all__ = ["ModelCodec", "Snapshot"]
+
+M = TypeVar("M", bound=BaseModel)
+Snapshot = dict[str, Any]
+
+
+class ModelCodec(Generic[M]):
+    """Validates, snapshots and encodes one session model class."""
+
+    __slots__ = ("_defaults", "_model", "_prefix", "_serializer")
+
+    def __init__(self, model: type[M]) -> None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise SessionConfigError(f"The session model must be a pydantic BaseModel, not {model!r}.")
+        required = [name for name, info in model.model_fields.items() if info.is_required()]
+        if required:
+            raise SessionConfigError(
+                f"Every field of the session model {model.__name__} needs a default, because a new "
+                f"session starts empty; give these fields a default: {', '.join(required)}."
+            )
+        self._model = model
+        self._serializer = model.__pydantic_serializer__
+        self._prefix: dict[str, bytes] = {}
+        self._defaults = self.snapshot(model())
+
+    def _key_prefix(self, name: str) -> bytes:
+        prefix = self._prefix.get(name)
+        if prefix is None:
+            prefix = self._prefix[name] = json.dumps(name).encode() + b":"
+        return prefix
+
+    def new(self) -> M:
+        """A session model with every field at its default."""
+        return self._model()
+
+    @property
+    def defaults(self) -> Snapshot:
+        """The snapshot of a new session."""
+        return self._defaults
+
+    def decode(self, fields: Mapping[str, bytes]) -> M:
+        """Validate stored fields; raises ``ValueError`` (pydantic's ``ValidationError``) if they fail."""
+        blob = b"{" + b",".join([self._key_prefix(k) + v for k, v in fields.items()]) + b"}"
+        return self._model.model_validate_json(blob)
+
+    def snapshot(self, model: M) -> Snapshot:
+        """The model as JSON-ready Python data, keyed like the stored fields."""
+        data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True)
+        return data
+
+    def reset(self, model: M) -> None:
+        """Put every field of ``model`` back to its default, in place."""
+        fresh = self._model()
+        for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__"):
+            object.__setattr__(model, slot, getattr(fresh, slot))
+        object.__setattr__(model, "__pydantic_private__", fresh.__pydantic_private__)
+
+    @staticmethod
+    def encode(value: Any) -> bytes:
+        """One field's JSON-ready value as JSON bytes."""
+        return to_json(value)

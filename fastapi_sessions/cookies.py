@@ -1,0 +1,73 @@
+"""Reading our cookie from raw request headers and writing the ``Set-Cookie`` header.
+
+Starlette merges every ``Cookie`` header and lets the last duplicate win; we read every value sent under
+our name ourselves, in order, so the caller can take the first one that is really ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from email.utils import formatdate
+
+from .settings import SessionSettings
+
+__all__ = ["CookieWriter", "cookie_values"]
+
+_COOKIE = b"cookie"
+# More values than this under one name is an attack or a broken client; the rest are ignored.
+MAX_VALUES = 4
+
+
+def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    """Every value sent for cookie ``name`` across all ``Cookie`` headers, in order (at most 4)."""
+    found: list[str] = []
+    prefix = name + b"="
+    for key, raw in headers:
+        if key != _COOKIE or prefix not in raw:
+            continue
+        for part in raw.split(b";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                value = part[len(prefix) :]
+                if value[:1] == b'"' and value[-1:] == b'"' and len(value) >= 2:
+                    value = value[1:-1]
+                found.append(value.decode("latin-1"))
+                if len(found) == MAX_VALUES:
+                    return found
+    return found
+
+
+class CookieWriter:
+    """Builds ``Set-Cookie`` header values with the attributes fixed by the settings."""
+
+    __slots__ = ("_attributes", "_delete", "_name")
+
+    def __init__(self, settings: SessionSettings) -> None:
+        parts = [f"Path={settings.cookie_path}"]
+        if settings.cookie_domain is not None:
+            parts.append(f"Domain={settings.cookie_domain}")
+        if settings.cookie_secure:
+            parts.append("Secure")
+        if settings.cookie_httponly:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={settings.cookie_samesite.capitalize()}")
+        self._name = settings.cookie_name
+        self._attributes = "; ".join(parts)
+        # The delete cookie carries the same Path and Domain, or the browser keeps the original.
+        self._delete = (
+            f'{self._name}=""; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; '
+            f"{self._attributes}"
+        ).encode("latin-1")
+
+    def set(self, value: str, *, max_age: int | None, now: float) -> bytes:
+        """A cookie holding ``value``; a browser-session cookie unless ``max_age`` is given."""
+        if max_age is None:
+            return f"{self._name}={value}; {self._attributes}".encode("latin-1")
+        expires = formatdate(now + max_age, usegmt=True)
+        return (
+            f"{self._name}={value}; Max-Age={max_age}; Expires={expires}; {self._attributes}"
+        ).encode("latin-1")
+
+    def delete(self) -> bytes:
+        """A cookie that makes the browser drop ours."""
+        return self._delete

@@ -1,0 +1,277 @@
+"""Loading a request's session from its cookie, and committing it back to the store.
+
+This is the per-request path every user pays for: one signature check, one store read (with the
+rolling TTL refresh folded in), and at commit one snapshot comparison; a write only when something
+changed, a cookie only when the browser's copy must change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+from .clock import Clock
+from .codec import ModelCodec
+from .cookies import CookieWriter, cookie_values
+from .exceptions import (
+    SessionConflictError,
+    SessionStoreError,
+    SessionStoreUnavailable,
+    SessionTooLargeError,
+)
+from .logs import log, ref, security_log
+from .session import SessionState
+from .settings import SessionSettings
+from .signing import SessionSigner, new_session_id, store_key
+from .stores.base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+
+__all__ = ["Commit", "SessionEngine"]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+# Metadata dated further ahead than this is forged or from a broken clock.
+_CLOCK_SKEW = 60.0
+# Attempts to find a free ID; a collision of 256-bit IDs means a broken random source.
+_ID_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What the response must carry after a commit."""
+
+    cookie: bytes | None = None
+
+
+_NOTHING = Commit()
+
+
+class SessionEngine(Generic[M]):
+    """Turns cookies into sessions and sessions into store writes and cookies."""
+
+    def __init__(
+        self,
+        codec: ModelCodec[M],
+        settings: SessionSettings,
+        store: SessionStore,
+        clock: Clock,
+    ) -> None:
+        self.codec = codec
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.signer = SessionSigner(settings.signing_keys(), max_age=settings.max_age, clock=clock)
+        self.cookies = CookieWriter(settings)
+        self.cookie_name = settings.cookie_name.encode("latin-1")
+        self.version_check = settings.concurrency == "version_check"
+
+    # -- store calls -------------------------------------------------------------------------
+
+    async def _call(self, what: str, operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except Exception as exc:
+            log.error("Session store failed to %s: %s: %s", what, type(exc).__name__, exc)
+            raise SessionStoreError(
+                f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
+                "Check that the store is reachable; the request was answered 503."
+            ) from exc
+
+    # -- load --------------------------------------------------------------------------------
+
+    async def load(self, headers: Iterable[tuple[bytes, bytes]]) -> SessionState[M]:
+        """The session a request's cookies point at, or a new one; never adopts an unknown ID."""
+        values = cookie_values(headers, self.cookie_name)
+        if not values:
+            return SessionState(self.codec.new(), self.codec.defaults)
+        if len(values) > 1:
+            security_log.warning("Request sent %d cookies named %r", len(values), self.cookie_name)
+        for value in values:
+            verified = self.signer.verify(value)
+            if verified is None:
+                security_log.warning("Session cookie with a bad signature, format or age ignored")
+                continue
+            key = store_key(verified.session_id)
+            try:
+                record = await self._call(
+                    "load a session", self.store.load(key, touch=self.settings.idle_timeout)
+                )
+            except SessionStoreError as exc:
+                raise SessionStoreUnavailable(str(exc)) from exc
+            if record is None:
+                security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
+                continue
+            state = await self._adopt(verified.session_id, key, record, verified.stale_key)
+            if state is not None:
+                return state
+        return SessionState(self.codec.new(), self.codec.defaults, had_cookie=True)
+
+    async def _adopt(
+        self, session_id: str, key: str, record: SessionRecord, stale_key: bool
+    ) -> SessionState[M] | None:
+        now = self.clock.time()
+        meta = record.meta
+        problem: str | None = None
+        if not meta.created_at <= now + _CLOCK_SKEW:
+            problem = "has a creation time in the future"
+        elif min(meta.expires_at, meta.created_at + self.settings.max_age) <= now:
+            log.info("Session %s expired; starting anew", ref(key))
+            await self._discard(key)
+            return None
+        elif record.size > self.settings.max_size:
+            problem = f"holds {record.size} bytes, over SESSION_MAX_SIZE"
+        else:
+            try:
+                model = self.codec.decode(record.fields)
+            except (ValueError, RecursionError) as exc:
+                problem = f"does not fit the model ({type(exc).__name__})"
+            else:
+                return SessionState(
+                    model,
+                    self.codec.snapshot(model),
+                    session_id=session_id,
+                    key=key,
+                    record=record,
+                    had_cookie=True,
+                    stale_key=stale_key,
+                )
+        security_log.warning("Session %s %s; discarded", ref(key), problem)
+        await self._discard(key)
+        return None
+
+    async def _discard(self, key: str) -> None:
+        try:
+            await self._call("delete a dead session", self.store.delete(key))
+        except SessionStoreError as exc:
+            raise SessionStoreUnavailable(str(exc)) from exc
+
+    # -- commit ------------------------------------------------------------------------------
+
+    async def commit(self, state: SessionState[M]) -> Commit:
+        """Persist what the request changed; the ``Commit`` says which cookie to send.
+
+        Raises ``SessionConflictError`` (409), ``SessionStoreError`` (503) or
+        ``SessionTooLargeError``; in each case nothing is half-written and no cookie is sent.
+        """
+        current = self.codec.snapshot(state.model)
+        if state.destroyed:
+            if state.key is not None:
+                await self._call("delete a session", self.store.delete(state.key))
+            if current == state.baseline and state.expiry is None:
+                return Commit(self.cookies.delete()) if state.had_cookie else _NOTHING
+            return await self._create(current, state)
+        record = state.record
+        if record is None:
+            if current == state.baseline and state.expiry is None:
+                return _NOTHING
+            return await self._create(current, state)
+        changed = {
+            name: self.codec.encode(value)
+            for name, value in current.items()
+            if state.baseline.get(name, _MISSING) != value
+        }
+        removed = frozenset(state.baseline.keys() - current.keys())
+        expiry = self._expiry(state, record.meta.created_at)
+        if not (changed or removed or expiry or state.regenerate or state.stale_key):
+            return _NOTHING
+        size = sum(
+            len(changed[name]) if name in changed else len(record.fields.get(name, b""))
+            for name in current
+        )
+        if size > self.settings.max_size:
+            raise SessionTooLargeError(size, self.settings.max_size)
+        expires_at, persistent = expiry or (record.meta.expires_at, record.meta.persistent)
+        change = SessionChange(
+            changed,
+            removed,
+            None if expiry is None else expires_at,
+            None if expiry is None else persistent,
+        )
+        ttl = self._ttl(expires_at)
+        version = record.meta.version if self.version_check else None
+        assert state.key is not None and state.session_id is not None  # noqa: S101 - loaded
+        session_id = state.session_id
+        if state.regenerate:
+            for _ in range(_ID_ATTEMPTS):
+                session_id = new_session_id()
+                result = await self._call(
+                    "regenerate a session",
+                    self.store.rename(
+                        state.key, store_key(session_id), change, ttl=ttl, expected_version=version
+                    ),
+                )
+                if result is not WriteResult.EXISTS:
+                    break
+        elif changed or removed or expiry:
+            result = await self._call(
+                "update a session",
+                self.store.update(state.key, change, ttl=ttl, expected_version=version),
+            )
+        else:  # only the cookie key is stale: re-sign, nothing to write
+            result = WriteResult.OK
+        if result is not WriteResult.OK:
+            raise self._conflict(result, state.key)
+        if not (state.regenerate or state.stale_key or expiry):
+            return _NOTHING
+        return Commit(self._cookie(session_id, expires_at, persistent))
+
+    async def _create(self, current: dict[str, object], state: SessionState[M]) -> Commit:
+        fields = {name: self.codec.encode(value) for name, value in current.items()}
+        size = sum(len(value) for value in fields.values())
+        if size > self.settings.max_size:
+            raise SessionTooLargeError(size, self.settings.max_size)
+        now = self.clock.time()
+        expires_at, persistent = self._expiry(state, now) or (now + self.settings.max_age, False)
+        record = SessionRecord(fields, SessionMeta(now, expires_at, persistent, 0))
+        for _ in range(_ID_ATTEMPTS):
+            session_id = new_session_id()
+            result = await self._call(
+                "create a session",
+                self.store.create(store_key(session_id), record, ttl=self._ttl(expires_at)),
+            )
+            if result is WriteResult.OK:
+                return Commit(self._cookie(session_id, expires_at, persistent))
+            security_log.error("Session ID collision; the random source may be broken")
+        raise SessionStoreError(
+            f"Could not find a free session ID in {_ID_ATTEMPTS} attempts; the store reports every "
+            "new key as taken. Check the store's create() and the system's random source."
+        )
+
+    def _expiry(self, state: SessionState[M], created_at: float) -> tuple[float, bool] | None:
+        """The ``(expires_at, persistent)`` that set_expiry asked for, within SESSION_MAX_AGE."""
+        if state.expiry is None:
+            return None
+        limit = created_at + self.settings.max_age
+        (seconds,) = state.expiry
+        if seconds is None:
+            return limit, False
+        return min(self.clock.time() + seconds, limit), True
+
+    def _ttl(self, expires_at: float) -> float:
+        ttl = expires_at - self.clock.time()
+        if self.settings.idle_timeout is not None:
+            ttl = min(ttl, self.settings.idle_timeout)
+        return max(ttl, 1.0)
+
+    def _cookie(self, session_id: str, expires_at: float, persistent: bool) -> bytes:
+        now = self.clock.time()
+        max_age = max(math.floor(expires_at - now), 0) if persistent else None
+        return self.cookies.set(self.signer.sign(session_id), max_age=max_age, now=now)
+
+    @staticmethod
+    def _conflict(result: WriteResult, key: str) -> SessionConflictError:
+        if result is WriteResult.CONFLICT:
+            reason = "was changed by a concurrent request (SESSION_CONCURRENCY=version_check)"
+        else:
+            reason = "was destroyed, expired or regenerated by another request"
+        log.info("Session %s %s; this request's changes were dropped", ref(key), reason)
+        return SessionConflictError(
+            f"The session {reason}; this request's changes were not saved. Retry the request."
+        )
+
+
+_MISSING = object()

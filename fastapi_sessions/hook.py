@@ -1,0 +1,145 @@
+"""The response hook: a thin pure-ASGI wrapper that commits sessions just before the response starts.
+
+It sits on ``send``, so it sees every response kind the same way: a returned model, a ``Response`` the
+endpoint built (a redirect after login), a ``StreamingResponse`` or an ``HTTPException`` page. A request
+that never asked for its session pays for one small object and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .exceptions import RETRY_AFTER_SECONDS, SessionConflictError, SessionStoreError
+from .logs import log
+
+if TYPE_CHECKING:
+    from .engine import SessionEngine
+    from .session import SessionState
+
+__all__ = ["SessionHook"]
+
+_VARY = b"vary"
+_CACHE_CONTROL = b"cache-control"
+_SET_COOKIE = b"set-cookie"
+
+
+def _error(status: int, detail: bytes, extra: list[tuple[bytes, bytes]]) -> list[Message]:
+    body = b'{"detail":"' + detail + b'"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]
+
+
+class _Exchange:
+    """One request or WebSocket under the hook; ``state`` is set once the endpoint asks for it."""
+
+    __slots__ = ("_send", "blocked", "engine", "state")
+
+    def __init__(self, engine: SessionEngine[Any], send: Send) -> None:
+        self.engine = engine
+        self.state: SessionState[Any] | None = None
+        self.blocked = False
+        self._send = send
+
+    async def send(self, message: Message) -> None:
+        state = self.state
+        if state is None:
+            if self.blocked:  # we answered instead of the app: drop the rest of its response
+                return
+            await self._send(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.state = None
+            await self._start_http(state, message)
+        elif kind == "websocket.accept":
+            self.state = None
+            await self._accept_websocket(state, message)
+        else:
+            await self._send(message)
+
+    async def _start_http(self, state: SessionState[Any], message: Message) -> None:
+        status: int = message["status"]
+        headers = list(message.get("headers", ()))  # a copy: the list belongs to the app
+        _add_vary(headers)
+        if status < 500:
+            try:
+                commit = await self.engine.commit(state)
+            except SessionConflictError as exc:
+                await self._replace(_error(409, b"Session conflict; retry the request.", []), exc)
+                return
+            except SessionStoreError as exc:
+                retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+                await self._replace(_error(503, b"Session store unavailable.", retry), exc)
+                return
+            if commit.cookie is not None:
+                headers.append((_SET_COOKIE, commit.cookie))
+                if not any(name.lower() == _CACHE_CONTROL for name, _ in headers):
+                    headers.append((_CACHE_CONTROL, b"no-store"))
+        await self._send({**message, "headers": headers})
+
+    async def _accept_websocket(self, state: SessionState[Any], message: Message) -> None:
+        try:
+            commit = await self.engine.commit(state)
+        except (SessionConflictError, SessionStoreError) as exc:
+            log.error("Session commit failed at WebSocket accept; closing: %s", exc)
+            self.blocked = True
+            await self._send({"type": "websocket.close", "code": 1011})
+            return
+        if commit.cookie is not None:
+            headers = [*message.get("headers", ()), (_SET_COOKIE, commit.cookie)]
+            message = {**message, "headers": headers}
+        await self._send(message)
+
+    async def _replace(self, messages: list[Message], exc: Exception) -> None:
+        log.error("Session commit failed; answered %s: %s", messages[0]["status"], exc)
+        self.blocked = True
+        for message in messages:
+            await self._send(message)
+
+
+def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == _VARY:
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"cookie" not in tokens and b"*" not in tokens:
+                headers[index] = (name, value + b", Cookie")
+            return
+    headers.append((_VARY, b"Cookie"))
+
+
+class SessionHook:
+    """ASGI middleware installed by ``SessionManager.install``; also closes an owned store."""
+
+    def __init__(self, app: ASGIApp, *, manager: Any) -> None:
+        self.app = app
+        self.manager = manager
+        self.key: str = manager.scope_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            exchange = _Exchange(self.manager.engine, send)
+            scope[self.key] = exchange
+            await self.app(scope, receive, exchange.send)
+        elif kind == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+        else:  # pragma: no cover - no other scope types exist today
+            await self.app(scope, receive, send)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.manager.close_owned_store()
+            await send(message)
+
+        return wrapped

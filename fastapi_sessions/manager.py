@@ -1,0 +1,135 @@
+"""``SessionManager``: the dependency that yields the typed session, and the lifecycle operations."""
+
+from __future__ import annotations
+
+import weakref
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import HTTPConnection
+
+from .clock import Clock, SystemClock
+from .codec import ModelCodec
+from .engine import SessionEngine
+from .exceptions import SessionNotInstalledError, SessionUsageError
+from .hook import SessionHook
+from .session import SessionState
+from .settings import SessionSettings
+from .stores.base import SessionStore
+from .stores.factory import store_from_url
+
+__all__ = ["SessionManager"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class SessionManager(Generic[M]):
+    """Typed server-side sessions for one model class.
+
+    Build it once per app, call :meth:`install` on the app, and depend on :meth:`get_session`:
+
+        sessions = SessionManager(UserSession)
+        sessions.install(app)
+        Session = Annotated[UserSession, Depends(sessions.get_session)]
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        *,
+        settings: SessionSettings | None = None,
+        store: SessionStore | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        codec = ModelCodec(model)
+        self.settings = settings if settings is not None else SessionSettings()
+        clock = clock or SystemClock()
+        self._owns_store = store is None
+        self.store: SessionStore = (
+            store if store is not None else store_from_url(self.settings.store_url, clock=clock)
+        )
+        self.engine = SessionEngine(codec, self.settings, self.store, clock)
+        self.model = model
+        self.scope_key = f"fastapi_sessions.{id(self):x}"
+        self._states: weakref.WeakValueDictionary[int, SessionState[M]] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def install(self, app: FastAPI) -> None:
+        """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
+
+        Call it once, before the app starts. Routers included in ``app`` and apps mounted under it are
+        covered too.
+        """
+        app.add_middleware(SessionHook, manager=self)
+
+    async def close_owned_store(self) -> None:
+        """Close the store if this manager created it from ``SESSION_STORE_URL``."""
+        if self._owns_store:
+            await self.store.aclose()
+
+    async def get_session(self, connection: HTTPConnection) -> M:
+        """The dependency: this request's session, loaded once per request (HTTP and WebSocket)."""
+        exchange = connection.scope.get(self.scope_key)
+        if exchange is None:
+            raise SessionNotInstalledError(
+                "get_session was used in an app where the SessionManager is not installed; call "
+                "sessions.install(app) on the FastAPI app (the outermost one, if apps are mounted)."
+            )
+        state = exchange.state
+        if state is None:
+            state = await self.engine.load(connection.scope["headers"])
+            exchange.state = state
+            self._states[id(state.model)] = state
+        model: M = state.model
+        return model
+
+    def _state(self, session: M) -> SessionState[M]:
+        state = self._states.get(id(session))
+        if state is None or state.model is not session:
+            raise SessionUsageError(
+                "This object is not a live session of this manager: pass the model that "
+                "get_session returned in the current request."
+            )
+        return state
+
+    def regenerate(self, session: M) -> None:
+        """Give the session a new ID at commit, keeping its data and creation time.
+
+        Call it on every privilege change (login, sudo): the old ID stops working at once.
+        """
+        self._state(session).regenerate = True
+
+    def destroy(self, session: M) -> None:
+        """End the session: its record is deleted at commit and the cookie is expired.
+
+        The model is back to its defaults at once; if the request changes it again, those changes
+        start a new session under a new ID (a "you have been logged out" message works).
+        """
+        state = self._state(session)
+        state.destroyed = True
+        state.regenerate = False
+        state.expiry = None
+        self.engine.codec.reset(session)
+        state.baseline = self.engine.codec.defaults
+
+    def set_expiry(self, session: M, seconds: float | timedelta | None) -> None:
+        """Make the session (and its cookie) last ``seconds`` from now, capped by SESSION_MAX_AGE.
+
+        This is "remember me": the cookie becomes persistent. ``None`` turns it back into a
+        browser-session cookie with the default lifetime.
+        """
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        if seconds is not None and not seconds > 0:
+            raise SessionUsageError(
+                f"set_expiry needs a positive number of seconds or None, not {seconds!r}; "
+                "to end a session, call destroy()."
+            )
+        self._state(session).expiry = (seconds,)
+
+    def __repr__(self) -> str:
+        return f"SessionManager({self.model.__name__}, store={type(self.store).__name__})"
+

@@ -1,0 +1,203 @@
+"""All configuration, read from ``SESSION_*`` environment variables (and ``.env``) by pydantic-settings.
+
+Every inconsistency that would make sessions unsafe or broken fails here, when the settings are built,
+so an app never starts with a session set-up that cannot work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .exceptions import SessionConfigError
+
+__all__ = ["SessionSettings"]
+
+#: How to make a good key; quoted by every key error.
+KEY_HINT = (
+    'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))" '
+    "and set it as SESSION_SECRET_KEY."
+)
+MIN_KEY_LENGTH = 32
+# Values copied from tutorials and templates; a key equal to one of them is public.
+_WELL_KNOWN_KEYS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "changethis",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "mysecret",
+        "mysecretkey",
+        "your-secret-key",
+        "your_secret_key",
+        "yoursecretkey",
+        "your-secret-key-here",
+        "supersecret",
+        "super-secret-key",
+        "development",
+        "default",
+        "password",
+        "insecure",
+        "django-insecure",
+        "please-change-me",
+        "replace-me",
+        "notsecret",
+        "test",
+        "dev",
+        # FastAPI's OAuth2/JWT tutorial key, pasted into many apps:
+        "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+        "your-secret-key-change-this-in-production",
+        "please-change-this-secret-key-in-production",
+        "change-this-to-a-long-random-secret-key",
+    }
+)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 6265 cookie-name (RFC 7230 token)
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*")
+_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # RFC 6265 path-value: no CTLs, no ';', no spaces
+
+
+def _normalise(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+_WELL_KNOWN = frozenset(_normalise(k) for k in _WELL_KNOWN_KEYS)
+
+
+def _check_key(key: str, what: str) -> None:
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"{what} must be at least {MIN_KEY_LENGTH} characters (got {len(key)}). {KEY_HINT}"
+        )
+    if _normalise(key) in _WELL_KNOWN:
+        raise ValueError(f"{what} is a well-known example value, not a secret. {KEY_HINT}")
+    if len(set(key)) < 8:
+        raise ValueError(f"{what} has too few distinct characters to be random. {KEY_HINT}")
+
+
+class SessionSettings(BaseSettings):
+    """Session configuration. Each field is read from ``SESSION_<FIELD NAME IN UPPER CASE>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SESSION_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs session cookies. Required, at least 32 random characters.",
+    )
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Older keys still accepted (JSON list or comma-separated), for key rotation.",
+    )
+    cookie_name: str = Field(default="session", description="Cookie name (RFC 6265 token).")
+    max_age: int = Field(
+        default=14 * 24 * 3600, gt=0, description="Absolute lifetime of a session, in seconds."
+    )
+    idle_timeout: int | None = Field(
+        default=None, gt=0, description="Sliding idle window in seconds; unset means none."
+    )
+    cookie_secure: bool = Field(default=True, description="Send the cookie over HTTPS only.")
+    cookie_httponly: bool = Field(default=True, description="Hide the cookie from JavaScript.")
+    cookie_samesite: Literal["lax", "strict", "none"] = Field(
+        default="lax", description="The SameSite attribute."
+    )
+    cookie_domain: str | None = Field(default=None, description="The Domain attribute.")
+    cookie_path: str = Field(default="/", description="The Path attribute.")
+    store_url: str = Field(default="memory://", description="Which store to create.")
+    max_size: int = Field(
+        default=64 * 1024, gt=0, description="Largest serialized session, in bytes."
+    )
+    concurrency: Literal["last_write_wins", "version_check"] = Field(
+        default="last_write_wins",
+        description="Same-field conflicts: the last writer wins, or the later writer gets a 409.",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SessionConfigError(f"Invalid session settings: {exc}") from exc
+
+    @field_validator("cookie_samesite", mode="before")
+    @classmethod
+    def _lower_samesite(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _split_fallbacks(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _TOKEN.fullmatch(value):
+            raise ValueError(
+                f"cookie_name {value!r} is not a valid RFC 6265 cookie name: use letters, digits "
+                "and !#$%&'*+-.^_`|~ only (no spaces, ';', '=' or control characters)."
+            )
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _check_domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.fullmatch(value):
+            raise ValueError(f"cookie_domain {value!r} is not a valid host name.")
+        return value
+
+    @field_validator("cookie_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not _PATH.fullmatch(value):
+            raise ValueError(
+                f"cookie_path {value!r} must start with '/' and hold no spaces, ';' or control "
+                "characters."
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> SessionSettings:
+        if self.secret_key is None:
+            raise ValueError(f"SESSION_SECRET_KEY is not set. {KEY_HINT}")
+        _check_key(self.secret_key.get_secret_value(), "SESSION_SECRET_KEY")
+        for index, key in enumerate(self.secret_key_fallbacks):
+            _check_key(key.get_secret_value(), f"SESSION_SECRET_KEY_FALLBACKS[{index}]")
+        if self.cookie_samesite == "none" and not self.cookie_secure:
+            raise ValueError("SameSite=None requires SESSION_COOKIE_SECURE=true (browsers drop it).")
+        if self.cookie_name.startswith("__Host-"):
+            if self.cookie_domain is not None or self.cookie_path != "/" or not self.cookie_secure:
+                raise ValueError(
+                    "A __Host- cookie needs SESSION_COOKIE_SECURE=true, SESSION_COOKIE_PATH=/ "
+                    "and no SESSION_COOKIE_DOMAIN."
+                )
+        if self.cookie_name.startswith("__Secure-") and not self.cookie_secure:
+            raise ValueError("A __Secure- cookie needs SESSION_COOKIE_SECURE=true.")
+        if self.idle_timeout is not None and self.idle_timeout > self.max_age:
+            raise ValueError(
+                f"SESSION_IDLE_TIMEOUT ({self.idle_timeout}s) is longer than SESSION_MAX_AGE "
+                f"({self.max_age}s); the idle window must fit in the absolute lifetime."
+            )
+        return self
+
+    def signing_keys(self) -> list[str]:
+        """Every accepted key, oldest first: the fallbacks, then the current key (which signs)."""
+        assert self.secret_key is not None  # noqa: S101 - guaranteed by _check_consistency
+        return [k.get_secret_value() for k in self.secret_key_fallbacks] + [
+            self.secret_key.get_secret_value()
+        ]

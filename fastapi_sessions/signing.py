@@ -1,0 +1,99 @@
+"""Session IDs: minted from ``secrets``, signed with itsdangerous, hashed before they reach a store.
+
+The cookie carries ``<id>.<timestamp>.<signature>`` and nothing else. The ID is 256 random bits; a store
+and the logs only ever see a hash of it, so neither a store dump nor a log line hands out a cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from itsdangerous import BadData, TimestampSigner
+
+from .clock import Clock
+
+__all__ = ["SessionSigner", "VerifiedId", "new_session_id", "store_key"]
+
+#: Fixed salt: a cookie signed by us can never pass as another itsdangerous token of the same key.
+SALT = b"fastapi_sessions.session-id"
+ID_BYTES = 32  # 256 bits
+ID_LENGTH = 43  # len(secrets.token_urlsafe(32))
+# id (43) + "." + timestamp (<= 8) + "." + SHA-256 signature (43): anything longer is not ours,
+# and is refused before any HMAC is computed.
+MAX_COOKIE_VALUE = 128
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def new_session_id() -> str:
+    """A fresh session ID with 256 bits from the OS CSPRNG."""
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def store_key(session_id: str) -> str:
+    """The store's name for a session: a hash of the ID, never the ID itself."""
+    digest = hashlib.blake2b(session_id.encode(), digest_size=18, person=b"fastapi-sess").digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+class VerifiedId(NamedTuple):
+    """A session ID whose signature checked out; ``stale_key`` if a fallback key signed it."""
+
+    session_id: str
+    stale_key: bool
+
+
+class _Signer(TimestampSigner):
+    """itsdangerous' TimestampSigner with keys derived once, and time from our clock."""
+
+    def __init__(self, keys: Sequence[str], clock: Clock) -> None:
+        super().__init__(keys, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+        self._clock = clock
+        self._derived = {key: super(_Signer, self).derive_key(key) for key in self.secret_keys}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        if secret_key is None:
+            return self._derived[self.secret_keys[-1]]
+        return self._derived[secret_key if isinstance(secret_key, bytes) else secret_key.encode()]
+
+    def get_timestamp(self) -> int:
+        return int(self._clock.time())
+
+
+class SessionSigner:
+    """Signs session IDs with the current key and verifies them against every accepted key."""
+
+    __slots__ = ("_all", "_current", "_max_age")
+
+    def __init__(self, keys: Sequence[str], *, max_age: int, clock: Clock) -> None:
+        self._current = _Signer(keys[-1:], clock)
+        self._all = _Signer(keys, clock) if len(keys) > 1 else None
+        self._max_age = max_age
+
+    def sign(self, session_id: str) -> str:
+        """The cookie value for ``session_id``, signed with the newest key."""
+        return self._current.sign(session_id).decode()
+
+    def verify(self, value: str) -> VerifiedId | None:
+        """The ID inside a cookie value, or None for anything we did not sign in the last max_age."""
+        if len(value) > MAX_COOKIE_VALUE or not value.isascii():
+            return None
+        try:
+            raw = self._current.unsign(value, max_age=self._max_age)
+            stale = False
+        except BadData:
+            if self._all is None:
+                return None
+            try:
+                raw = self._all.unsign(value, max_age=self._max_age)
+            except BadData:
+                return None
+            stale = True
+        session_id = raw.decode("ascii")
+        # Only an ID we could have minted: a signed '' or odd payload is no session (CVE-2015-3982).
+        if len(session_id) != ID_LENGTH or not _ID_CHARS.issuperset(session_id):
+            return None
+        return VerifiedId(session_id, stale)

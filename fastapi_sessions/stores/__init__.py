@@ -1,0 +1,19 @@
+"""Session stores: the :class:`SessionStore` protocol and the stores shipped with the package.
+
+The Redis store lives in ``fastapi_sessions.stores.redis`` and needs the ``[redis]`` extra; it is not
+imported here so that the core never imports ``redis``.
+"""
+
+from __future__ import annotations
+
+from .base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+from .memory import MemoryStore
+
+__all__ = [
+    "MemoryStore",
+    "SessionChange",
+    "SessionMeta",
+    "SessionRecord",
+    "SessionStore",
+    "WriteResult",
+]

@@ -1,0 +1,119 @@
+"""The store interface: six async methods that every backend implements, and the records they move.
+
+A store keeps one record per session under a key the manager derives from the session ID (a hash: the
+store never sees an ID that could be used as a cookie). A record is the session's top-level fields,
+each as its own JSON document, plus metadata. Keeping fields apart is what lets two concurrent requests
+that change *different* fields both survive: an update writes only the fields that changed.
+
+Rules every store follows (the conformance suite in ``fastapi_sessions.testing`` checks each one):
+
+* ``create`` never overwrites: an existing key answers ``EXISTS``.
+* ``update`` and ``rename`` never resurrect: a missing key answers ``MISSING``.
+* ``expected_version``, when given, must equal the stored version or the write answers ``CONFLICT``;
+  every successful ``update``/``rename`` adds one to the version.
+* A record lives ``ttl`` seconds after each write; ``load(..., touch=s)`` resets that to ``s`` seconds
+  without rewriting, never past ``meta.expires_at``. Expired records are absent.
+* Every operation is atomic with respect to the others on the same key.
+* Failures raise; the manager turns any exception into a 503, never into an empty session.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = ["SessionChange", "SessionMeta", "SessionRecord", "SessionStore", "WriteResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMeta:
+    """Server-side facts about a session; limits from the settings always win over them."""
+
+    created_at: float
+    """Wall-clock time the session was created; kept across regeneration."""
+    expires_at: float
+    """Wall-clock time after which the session is dead, whatever its TTL."""
+    persistent: bool = False
+    """Whether the cookie carries Max-Age (``set_expiry``) or lives for the browser session."""
+    version: int = 0
+    """Incremented by every update; compared when ``SESSION_CONCURRENCY=version_check``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A stored session: JSON per top-level field, and metadata."""
+
+    fields: Mapping[str, bytes]
+    meta: SessionMeta
+
+    @property
+    def size(self) -> int:
+        """Bytes of serialized session data."""
+        return sum(len(value) for value in self.fields.values())
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """What one request changes in an existing record."""
+
+    fields: Mapping[str, bytes] = field(default_factory=dict)
+    """Top-level fields to set, as JSON."""
+    removed: frozenset[str] = frozenset()
+    """Top-level fields to delete."""
+    expires_at: float | None = None
+    """A new absolute deadline, or None to keep the stored one."""
+    persistent: bool | None = None
+    """A new cookie persistence, or None to keep the stored one."""
+
+
+class WriteResult(enum.Enum):
+    """How a write ended."""
+
+    OK = "ok"
+    EXISTS = "exists"
+    """``create``/``rename``: the target key is already taken; nothing was written."""
+    MISSING = "missing"
+    """``update``/``rename``: the record is gone (destroyed, expired, regenerated); nothing written."""
+    CONFLICT = "conflict"
+    """The stored version is not ``expected_version``; nothing was written."""
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """What fastapi_sessions needs from a store. Inherit nothing: implement these six methods."""
+
+    async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
+        """The record under ``key``, or None. With ``touch``, also reset its TTL (one round trip)."""
+        ...
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        """Store a new record, only if ``key`` is free: ``OK`` or ``EXISTS``."""
+        ...
+
+    async def update(
+        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+    ) -> WriteResult:
+        """Apply ``change`` to an existing record: ``OK``, ``MISSING`` or ``CONFLICT``."""
+        ...
+
+    async def rename(
+        self,
+        old_key: str,
+        new_key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> WriteResult:
+        """Move a record to ``new_key`` with ``change`` applied, removing ``old_key``, atomically."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the record under ``key``, if any."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called at shutdown for stores the manager created."""
+        ...

@@ -1,0 +1,26 @@
+"""Building the store named by ``SESSION_STORE_URL``."""
+
+from __future__ import annotations
+
+from ..clock import Clock
+from ..exceptions import SessionConfigError
+from .base import SessionStore
+from .memory import MemoryStore
+
+__all__ = ["store_from_url"]
+
+
+def store_from_url(url: str, *, clock: Clock | None = None) -> SessionStore:
+    """The store for ``url``: ``memory://`` today; ``redis://`` and ``rediss://`` with the extra."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "memory":
+        return MemoryStore.from_url(url, clock=clock)
+    if scheme in {"redis", "rediss", "unix"}:
+        from .redis import RedisStore  # noqa: PLC0415 - keeps redis out of the core import path
+
+        return RedisStore.from_url(url)
+    raise SessionConfigError(
+        f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://' "
+        "or 'redis://host:port/db' (with pip install 'pselfastapise-async[redis]'), or pass "
+        "store=... to SessionManager for a custom store."
+    )

@@ -1,0 +1,189 @@
+"""An in-process store: the default for development, demos and tests.
+
+Single-process only: each worker process has its own sessions, and they vanish on restart. Use the
+Redis store as soon as the app runs more than one process.
+"""
+
+from __future__ import annotations
+
+import heapq
+from urllib.parse import parse_qs, urlsplit
+
+from ..clock import Clock, SystemClock
+from ..exceptions import SessionConfigError
+from .base import SessionChange, SessionMeta, SessionRecord, WriteResult
+
+__all__ = ["MemoryStore"]
+
+DEFAULT_MAX_ENTRIES = 100_000
+# Expired entries reclaimed per write: bounded work per request, never a scan of the whole store.
+_REAP_PER_WRITE = 8
+
+
+class _Entry:
+    __slots__ = ("deadline", "fields", "meta")
+
+    def __init__(self, deadline: float, fields: dict[str, bytes], meta: SessionMeta) -> None:
+        self.deadline = deadline  # on the monotonic clock
+        self.fields = fields
+        self.meta = meta
+
+
+class MemoryStore:
+    """Sessions in a dict, with TTLs on a monotonic clock and at most ``max_entries`` of them.
+
+    When full, the session closest to expiry is evicted. Expired sessions are reclaimed a few at a time
+    on every write (a heap ordered by deadline), so no request pays for a scan of the whole store.
+    All operations finish without awaiting, so each one is atomic under asyncio.
+    """
+
+    def __init__(
+        self, *, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Clock | None = None
+    ) -> None:
+        if max_entries <= 0:
+            raise SessionConfigError(f"MemoryStore max_entries must be positive, not {max_entries}.")
+        self.max_entries = max_entries
+        self._clock: Clock = clock or SystemClock()
+        self._data: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock | None = None) -> MemoryStore:
+        """Build from ``memory://`` or ``memory://?max_entries=N``."""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"max_entries"}
+        if parts.scheme != "memory" or parts.netloc or parts.path or unknown:
+            raise SessionConfigError(
+                f"Not a memory store URL: {url!r}. Use 'memory://' or 'memory://?max_entries=N'."
+            )
+        try:
+            max_entries = int(query.get("max_entries", [DEFAULT_MAX_ENTRIES])[-1])
+        except ValueError as exc:
+            raise SessionConfigError(f"max_entries in {url!r} must be an integer.") from exc
+        return cls(max_entries=max_entries, clock=clock)
+
+    def __len__(self) -> int:
+        """Sessions held, expired ones not yet reclaimed included."""
+        return len(self._data)
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.deadline <= self._clock.monotonic():
+            del self._data[key]
+            return None
+        return entry
+
+    def _deadline(self, ttl: float, expires_at: float) -> float:
+        ttl = min(ttl, expires_at - self._clock.time())
+        return self._clock.monotonic() + max(ttl, 0.0)
+
+    def _reap(self, budget: int) -> None:
+        """Reclaim up to ``budget`` expired entries from the front of the deadline heap."""
+        now = self._clock.monotonic()
+        heap, data = self._heap, self._data
+        while heap and budget > 0 and heap[0][0] <= now:
+            _, key = heapq.heappop(heap)
+            entry = data.get(key)
+            if entry is None:
+                continue
+            if entry.deadline <= now:
+                del data[key]
+                budget -= 1
+            else:  # touched since it was queued: queue it again at its real deadline
+                heapq.heappush(heap, (entry.deadline, key))
+        if len(heap) > 2 * len(data) + 1024:  # entries of deleted keys piled up
+            self._heap = [(entry.deadline, key) for key, entry in data.items()]
+            heapq.heapify(self._heap)
+
+    def _evict_one(self) -> None:
+        while self._heap:
+            _, key = heapq.heappop(self._heap)
+            entry = self._data.get(key)
+            if entry is None:
+                continue
+            del self._data[key]
+            return
+        # The heap lost track (cannot happen unless the dict was edited directly).
+        self._data.pop(next(iter(self._data)))  # pragma: no cover
+
+    def _insert(self, key: str, entry: _Entry) -> None:
+        self._reap(_REAP_PER_WRITE)
+        if len(self._data) >= self.max_entries:
+            self._reap(len(self._data))
+            while len(self._data) >= self.max_entries:
+                self._evict_one()
+        self._data[key] = entry
+        heapq.heappush(self._heap, (entry.deadline, key))
+
+    async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        if touch is not None:
+            entry.deadline = self._deadline(touch, entry.meta.expires_at)
+        return SessionRecord(dict(entry.fields), entry.meta)
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        if self._live(key) is not None:
+            return WriteResult.EXISTS
+        deadline = self._deadline(ttl, record.meta.expires_at)
+        self._insert(key, _Entry(deadline, dict(record.fields), record.meta))
+        return WriteResult.OK
+
+    def _apply(
+        self, entry: _Entry, change: SessionChange, ttl: float, expected_version: int | None
+    ) -> WriteResult:
+        meta = entry.meta
+        if expected_version is not None and meta.version != expected_version:
+            return WriteResult.CONFLICT
+        entry.fields.update(change.fields)
+        for name in change.removed:
+            entry.fields.pop(name, None)
+        entry.meta = SessionMeta(
+            created_at=meta.created_at,
+            expires_at=meta.expires_at if change.expires_at is None else change.expires_at,
+            persistent=meta.persistent if change.persistent is None else change.persistent,
+            version=meta.version + 1,
+        )
+        entry.deadline = self._deadline(ttl, entry.meta.expires_at)
+        return WriteResult.OK
+
+    async def update(
+        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+    ) -> WriteResult:
+        entry = self._live(key)
+        if entry is None:
+            return WriteResult.MISSING
+        # A deadline moved earlier is still honoured by _live(); the heap catches up when it surfaces.
+        return self._apply(entry, change, ttl, expected_version)
+
+    async def rename(
+        self,
+        old_key: str,
+        new_key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> WriteResult:
+        entry = self._live(old_key)
+        if entry is None:
+            return WriteResult.MISSING
+        if self._live(new_key) is not None:
+            return WriteResult.EXISTS
+        if expected_version is not None and entry.meta.version != expected_version:
+            return WriteResult.CONFLICT
+        del self._data[old_key]
+        self._apply(entry, change, ttl, None)
+        self._insert(new_key, entry)
+        return WriteResult.OK
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def aclose(self) -> None:
+        self._data.clear()
+        self._heap.clear()
