@@ -1,0 +1,45 @@
+"""Helpers for testing apps and stores that use fastapi_sessions.
+
+* :class:`FakeClock`: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
+* :func:`session_cookie`: a valid signed cookie value for a session ID, for tests that craft requests.
+* :class:`StoreConformance`: the store contract as a pytest test class; subclass it to check a store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .clock import FakeClock
+from .conformance import CHECKS, StoreHarness
+from .cookies import session_cookie, session_store_key
+
+if TYPE_CHECKING:
+    from .suite import StoreConformance
+
+__all__ = [
+    "CHECKS",
+    "FakeClock",
+    "StoreConformance",
+    "StoreHarness",
+    "fake_wait",
+    "session_cookie",
+    "session_store_key",
+]
+
+
+def fake_wait(clock: FakeClock) -> Any:
+    """A harness ``wait`` that advances ``clock`` instead of sleeping."""
+
+    async def wait(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return wait
+
+
+def __getattr__(name: str) -> Any:
+    # StoreConformance imports pytest; load it only for those who ask for it.
+    if name == "StoreConformance":
+        from .suite import StoreConformance
+
+        return StoreConformance
+    raise AttributeError(name)

@@ -1,0 +1,261 @@
+"""The store contract as plain async checks, each raising ``AssertionError`` when a store breaks it.
+
+Run them through :class:`fastapi_sessions.testing.StoreConformance` (pytest), or call them yourself:
+``for check in CHECKS: await check(harness)``. A harness gives a fresh store, a wall clock and a way to
+let time pass: a fake clock for in-process stores, real sleeps for a server (with a small ``unit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from ..signing import new_session_id, store_key
+from ..stores.base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+
+__all__ = ["CHECKS", "StoreHarness"]
+
+
+@dataclass
+class StoreHarness:
+    """A store under test and the time it lives in."""
+
+    store: SessionStore
+    now: Callable[[], float]
+    """Wall-clock seconds, as the store sees them."""
+    wait: Callable[[float], Awaitable[None]]
+    """Let this many seconds pass for the store (advance a fake clock, or sleep)."""
+    unit: float = 1.0
+    """Seconds used as the TTL scale of the checks; small for stores on real time."""
+
+    def key(self) -> str:
+        """A fresh, unused store key."""
+        return store_key(new_session_id())
+
+    def record(self, fields: dict[str, bytes] | None = None, *, life: float = 100.0) -> SessionRecord:
+        """A record created now that expires in ``life`` units."""
+        now = self.now()
+        data = fields if fields is not None else {"user_id": b"42", "cart": b'["a"]'}
+        return SessionRecord(dict(data), SessionMeta(now, now + life * self.unit, False, 0))
+
+
+Check = Callable[[StoreHarness], Awaitable[None]]
+
+
+def _same(a: SessionRecord | None, b: SessionRecord) -> None:
+    assert a is not None, "the record is missing"
+    assert dict(a.fields) == dict(b.fields), f"fields differ: {dict(a.fields)} != {dict(b.fields)}"
+    assert a.meta == b.meta, f"metadata differs: {a.meta} != {b.meta}"
+
+
+async def check_load_of_unknown_key_is_none_and_creates_nothing(h: StoreHarness) -> None:
+    key = h.key()
+    assert await h.store.load(key) is None
+    assert await h.store.load(key, touch=10 * h.unit) is None
+    assert await h.store.create(key, h.record(), ttl=10 * h.unit) is WriteResult.OK
+
+
+async def check_create_then_load_round_trips(h: StoreHarness) -> None:
+    key, record = h.key(), h.record({"a": b'{"x":[1,2]}', "b": b'"\\u00e9"', "c": b"null"})
+    assert await h.store.create(key, record, ttl=10 * h.unit) is WriteResult.OK
+    _same(await h.store.load(key), record)
+    meta = SessionMeta(1_700_000_000.5, 1_800_000_000.25, True, 7)
+    other = h.key()
+    await h.store.create(other, SessionRecord({"z": b"1"}, meta), ttl=10 * h.unit)
+    loaded = await h.store.load(other)
+    assert loaded is not None
+    assert loaded.meta == meta, "metadata must round-trip exactly (floats, flags, version)"
+
+
+async def check_create_never_overwrites(h: StoreHarness) -> None:
+    key, first = h.key(), h.record({"who": b'"first"'})
+    assert await h.store.create(key, first, ttl=10 * h.unit) is WriteResult.OK
+    second = h.record({"who": b'"second"'})
+    assert await h.store.create(key, second, ttl=10 * h.unit) is WriteResult.EXISTS
+    _same(await h.store.load(key), first)
+
+
+async def check_update_of_missing_key_is_missing_and_creates_nothing(h: StoreHarness) -> None:
+    key = h.key()
+    change = SessionChange({"user_id": b"1"})
+    assert await h.store.update(key, change, ttl=10 * h.unit) is WriteResult.MISSING
+    assert await h.store.load(key) is None
+
+
+async def check_update_writes_only_the_given_fields(h: StoreHarness) -> None:
+    key, record = h.key(), h.record({"a": b"1", "b": b"2", "c": b"3"})
+    await h.store.create(key, record, ttl=10 * h.unit)
+    change = SessionChange({"b": b"20", "d": b"4"}, frozenset({"c"}))
+    assert await h.store.update(key, change, ttl=10 * h.unit) is WriteResult.OK
+    loaded = await h.store.load(key)
+    assert loaded is not None
+    assert dict(loaded.fields) == {"a": b"1", "b": b"20", "d": b"4"}
+    assert loaded.meta.created_at == record.meta.created_at
+    assert loaded.meta.expires_at == record.meta.expires_at
+    assert loaded.meta.version == record.meta.version + 1, "every update adds one to the version"
+
+
+async def check_update_can_change_expiry_and_persistence(h: StoreHarness) -> None:
+    key, record = h.key(), h.record()
+    await h.store.create(key, record, ttl=10 * h.unit)
+    new_expiry = record.meta.expires_at - 5 * h.unit
+    change = SessionChange(expires_at=new_expiry, persistent=True)
+    assert await h.store.update(key, change, ttl=10 * h.unit) is WriteResult.OK
+    loaded = await h.store.load(key)
+    assert loaded is not None
+    assert loaded.meta.expires_at == new_expiry
+    assert loaded.meta.persistent is True
+    assert dict(loaded.fields) == dict(record.fields)
+
+
+async def check_version_check_refuses_a_stale_writer(h: StoreHarness) -> None:
+    key, record = h.key(), h.record({"n": b"0"})
+    await h.store.create(key, record, ttl=10 * h.unit)
+    first = SessionChange({"n": b"1"})
+    assert await h.store.update(key, first, ttl=10 * h.unit, expected_version=0) is WriteResult.OK
+    stale = SessionChange({"n": b"99"})
+    result = await h.store.update(key, stale, ttl=10 * h.unit, expected_version=0)
+    assert result is WriteResult.CONFLICT
+    loaded = await h.store.load(key)
+    assert loaded is not None
+    assert loaded.fields["n"] == b"1", "a refused write must change nothing"
+    assert loaded.meta.version == 1
+
+
+async def check_concurrent_updates_of_different_fields_both_survive(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record({"a": b"0", "b": b"0"}), ttl=10 * h.unit)
+    async with anyio.create_task_group() as group:
+        for name in ("a", "b"):
+            group.start_soon(
+                lambda n=name: h.store.update(key, SessionChange({n: b"1"}), ttl=10 * h.unit)
+            )
+    loaded = await h.store.load(key)
+    assert loaded is not None
+    assert dict(loaded.fields) == {"a": b"1", "b": b"1"}
+
+
+async def check_rename_moves_the_record_and_applies_the_change(h: StoreHarness) -> None:
+    old, new, record = h.key(), h.key(), h.record({"a": b"1", "b": b"2"})
+    await h.store.create(old, record, ttl=10 * h.unit)
+    change = SessionChange({"b": b"3"})
+    assert await h.store.rename(old, new, change, ttl=10 * h.unit) is WriteResult.OK
+    assert await h.store.load(old) is None, "the old key must be gone after rename"
+    loaded = await h.store.load(new)
+    assert loaded is not None
+    assert dict(loaded.fields) == {"a": b"1", "b": b"3"}
+    assert loaded.meta.created_at == record.meta.created_at, "rename keeps the creation time"
+    assert loaded.meta.version == record.meta.version + 1
+
+
+async def check_rename_of_missing_key_is_missing_and_creates_nothing(h: StoreHarness) -> None:
+    old, new = h.key(), h.key()
+    assert await h.store.rename(old, new, SessionChange(), ttl=10 * h.unit) is WriteResult.MISSING
+    assert await h.store.load(new) is None
+
+
+async def check_rename_onto_existing_key_is_refused(h: StoreHarness) -> None:
+    old, new = h.key(), h.key()
+    first, second = h.record({"who": b'"old"'}), h.record({"who": b'"new"'})
+    await h.store.create(old, first, ttl=10 * h.unit)
+    await h.store.create(new, second, ttl=10 * h.unit)
+    assert await h.store.rename(old, new, SessionChange(), ttl=10 * h.unit) is WriteResult.EXISTS
+    _same(await h.store.load(old), first)
+    _same(await h.store.load(new), second)
+
+
+async def check_rename_with_stale_version_is_refused(h: StoreHarness) -> None:
+    old, new = h.key(), h.key()
+    record = h.record()
+    await h.store.create(old, record, ttl=10 * h.unit)
+    result = await h.store.rename(old, new, SessionChange(), ttl=10 * h.unit, expected_version=5)
+    assert result is WriteResult.CONFLICT
+    _same(await h.store.load(old), record)
+    assert await h.store.load(new) is None
+
+
+async def check_delete_removes_and_never_resurrects(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record(), ttl=10 * h.unit)
+    await h.store.delete(key)
+    assert await h.store.load(key) is None
+    change = SessionChange({"user_id": b"7"})
+    assert await h.store.update(key, change, ttl=10 * h.unit) is WriteResult.MISSING
+    assert await h.store.load(key, touch=10 * h.unit) is None
+    await h.store.delete(key)  # deleting what is gone is fine
+
+
+async def check_records_expire_after_their_ttl(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record(), ttl=2 * h.unit)
+    await h.wait(1 * h.unit)
+    assert await h.store.load(key) is not None
+    await h.wait(1.5 * h.unit)
+    assert await h.store.load(key) is None
+    assert await h.store.update(key, SessionChange({"a": b"1"}), ttl=h.unit) is WriteResult.MISSING
+
+
+async def check_touch_extends_the_ttl_without_rewriting(h: StoreHarness) -> None:
+    key, record = h.key(), h.record()
+    await h.store.create(key, record, ttl=2 * h.unit)
+    await h.wait(1.5 * h.unit)
+    _same(await h.store.load(key, touch=2 * h.unit), record)
+    await h.wait(1.5 * h.unit)  # 3 units after create: alive only because of the touch
+    _same(await h.store.load(key), record)
+    await h.wait(1.5 * h.unit)
+    assert await h.store.load(key) is None
+
+
+async def check_touch_never_goes_past_expires_at(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record(life=2), ttl=2 * h.unit)
+    assert await h.store.load(key, touch=50 * h.unit) is not None
+    await h.wait(2.5 * h.unit)
+    assert await h.store.load(key) is None
+
+
+async def check_update_resets_the_ttl(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record(), ttl=2 * h.unit)
+    await h.wait(1.5 * h.unit)
+    assert await h.store.update(key, SessionChange({"a": b"1"}), ttl=2 * h.unit) is WriteResult.OK
+    await h.wait(1.5 * h.unit)
+    assert await h.store.load(key) is not None
+    await h.wait(1.5 * h.unit)
+    assert await h.store.load(key) is None
+
+
+async def check_keys_are_isolated(h: StoreHarness) -> None:
+    one, two = h.key(), h.key()
+    await h.store.create(one, h.record({"who": b'"one"'}), ttl=10 * h.unit)
+    await h.store.create(two, h.record({"who": b'"two"'}), ttl=10 * h.unit)
+    await h.store.update(one, SessionChange({"extra": b"1"}), ttl=10 * h.unit)
+    await h.store.delete(one)
+    loaded = await h.store.load(two)
+    assert loaded is not None
+    assert dict(loaded.fields) == {"who": b'"two"'}
+
+
+CHECKS: tuple[Check, ...] = (
+    check_load_of_unknown_key_is_none_and_creates_nothing,
+    check_create_then_load_round_trips,
+    check_create_never_overwrites,
+    check_update_of_missing_key_is_missing_and_creates_nothing,
+    check_update_writes_only_the_given_fields,
+    check_update_can_change_expiry_and_persistence,
+    check_version_check_refuses_a_stale_writer,
+    check_concurrent_updates_of_different_fields_both_survive,
+    check_rename_moves_the_record_and_applies_the_change,
+    check_rename_of_missing_key_is_missing_and_creates_nothing,
+    check_rename_onto_existing_key_is_refused,
+    check_rename_with_stale_version_is_refused,
+    check_delete_removes_and_never_resurrects,
+    check_records_expire_after_their_ttl,
+    check_touch_extends_the_ttl_without_rewriting,
+    check_touch_never_goes_past_expires_at,
+    check_update_resets_the_ttl,
+    check_keys_are_isolated,
+)
+"""Every check of the store contract, in a stable order."""

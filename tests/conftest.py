@@ -1,0 +1,114 @@
+"""Shared fixtures: a fake clock, a typed session model, and an app factory wired like a user's app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+
+from fastapi_sessions import SessionManager, SessionSettings
+from fastapi_sessions.stores import MemoryStore
+from fastapi_sessions.testing import FakeClock
+
+SECRET = "k3y-for-tests-only-0123456789-abcdefghijklmnop"
+OLD_SECRET = "old-k3y-for-tests-only-0123456789-qrstuvwxyz"
+
+
+class UserSession(BaseModel):
+    """The model most tests use: a scalar, a list and a dict, all with defaults."""
+
+    user_id: int | None = None
+    cart: list[str] = []
+    prefs: dict[str, str] = {}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> MemoryStore:
+    return MemoryStore(clock=clock)
+
+
+def make_settings(**overrides: Any) -> SessionSettings:
+    """Settings for tests: the test key unless overridden."""
+    values: dict[str, Any] = {"secret_key": SECRET}
+    values.update(overrides)
+    return SessionSettings(**values)
+
+
+def make_app(sessions: SessionManager[UserSession]) -> FastAPI:
+    """The quickstart's app: login (regenerate + redirect), cart, me, logout, and a bare route."""
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[UserSession, Depends(sessions.get_session)]
+
+    @app.get("/bare")
+    async def bare() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/me")
+    async def me(session: Session) -> UserSession:
+        return session
+
+    @app.post("/login/{user_id}")
+    async def login(user_id: int, session: Session) -> RedirectResponse:
+        sessions.regenerate(session)
+        session.user_id = user_id
+        return RedirectResponse("/me", status_code=303)
+
+    @app.post("/cart/{item}")
+    async def add(item: str, session: Session) -> dict[str, list[str]]:
+        session.cart.append(item)
+        return {"cart": session.cart}
+
+    @app.post("/logout")
+    async def logout(session: Session) -> RedirectResponse:
+        sessions.destroy(session)
+        return RedirectResponse("/me", status_code=303)
+
+    return app
+
+
+@pytest.fixture
+def manager_factory(
+    clock: FakeClock, store: MemoryStore
+) -> Callable[..., SessionManager[UserSession]]:
+    """Build a manager on the shared fake clock and store; keyword arguments become settings."""
+
+    def build(**overrides: Any) -> SessionManager[UserSession]:
+        return SessionManager(UserSession, settings=make_settings(**overrides), store=store, clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def sessions(
+    manager_factory: Callable[..., SessionManager[UserSession]],
+) -> SessionManager[UserSession]:
+    return manager_factory()
+
+
+@pytest.fixture
+def app(sessions: SessionManager[UserSession]) -> FastAPI:
+    return make_app(sessions)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # https: the session cookie is Secure by default, and httpx only sends it back over https.
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        yield c
