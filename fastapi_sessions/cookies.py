@@ -55,8 +55,7 @@ class CookieWriter:
         self._attributes = "; ".join(parts)
         # The delete cookie carries the same Path and Domain, or the browser keeps the original.
         self._delete = (
-            f'{self._name}=""; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; '
-            f"{self._attributes}"
+            f'{self._name}=""; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; {self._attributes}'
         ).encode("latin-1")
 
     def set(self, value: str, *, max_age: int | None, now: float) -> bytes:
@@ -64,9 +63,9 @@ class CookieWriter:
         if max_age is None:
             return f"{self._name}={value}; {self._attributes}".encode("latin-1")
         expires = formatdate(now + max_age, usegmt=True)
-        return (
-            f"{self._name}={value}; Max-Age={max_age}; Expires={expires}; {self._attributes}"
-        ).encode("latin-1")
+        return (f"{self._name}={value}; Max-Age={max_age}; Expires={expires}; {self._attributes}").encode(
+            "latin-1"
+        )
 
     def delete(self) -> bytes:
         """A cookie that makes the browser drop ours."""

@@ -38,6 +38,8 @@ T = TypeVar("T")
 _CLOCK_SKEW = 60.0
 # Attempts to find a free ID; a collision of 256-bit IDs means a broken random source.
 _ID_ATTEMPTS = 3
+# Version-checked writes retried after a concurrent change to *other* fields.
+_MERGE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +166,8 @@ class SessionEngine(Generic[M]):
             if current == state.baseline and state.expiry is None:
                 return Commit(self.cookies.delete()) if state.had_cookie else _NOTHING
             return await self._create(current, state)
-        record = state.record
-        if record is None:
+        record, key, session_id = state.record, state.key, state.session_id
+        if record is None or key is None or session_id is None:
             if current == state.baseline and state.expiry is None:
                 return _NOTHING
             return await self._create(current, state)
@@ -179,8 +181,7 @@ class SessionEngine(Generic[M]):
         if not (changed or removed or expiry or state.regenerate or state.stale_key):
             return _NOTHING
         size = sum(
-            len(changed[name]) if name in changed else len(record.fields.get(name, b""))
-            for name in current
+            len(changed[name]) if name in changed else len(record.fields.get(name, b"")) for name in current
         )
         if size > self.settings.max_size:
             raise SessionTooLargeError(size, self.settings.max_size)
@@ -193,31 +194,45 @@ class SessionEngine(Generic[M]):
         )
         ttl = self._ttl(expires_at)
         version = record.meta.version if self.version_check else None
-        assert state.key is not None and state.session_id is not None  # noqa: S101 - loaded
-        session_id = state.session_id
         if state.regenerate:
             for _ in range(_ID_ATTEMPTS):
                 session_id = new_session_id()
                 result = await self._call(
                     "regenerate a session",
                     self.store.rename(
-                        state.key, store_key(session_id), change, ttl=ttl, expected_version=version
+                        key, store_key(session_id), change, ttl=ttl, expected_version=version
                     ),
                 )
                 if result is not WriteResult.EXISTS:
                     break
         elif changed or removed or expiry:
-            result = await self._call(
-                "update a session",
-                self.store.update(state.key, change, ttl=ttl, expected_version=version),
-            )
+            result = await self._update(key, change, ttl, record, version)
         else:  # only the cookie key is stale: re-sign, nothing to write
             result = WriteResult.OK
         if result is not WriteResult.OK:
-            raise self._conflict(result, state.key)
+            raise self._conflict(result, key)
         if not (state.regenerate or state.stale_key or expiry):
             return _NOTHING
         return Commit(self._cookie(session_id, expires_at, persistent))
+
+    async def _update(
+        self, key: str, change: SessionChange, ttl: float, record: SessionRecord, version: int | None
+    ) -> WriteResult:
+        """Update; under version checks, retry when only fields this request did not touch moved on."""
+        touched = change.fields.keys() | change.removed
+        for _ in range(_MERGE_ATTEMPTS):
+            result = await self._call(
+                "update a session", self.store.update(key, change, ttl=ttl, expected_version=version)
+            )
+            if result is not WriteResult.CONFLICT:
+                return result
+            fresh = await self._call("reload a session", self.store.load(key))
+            if fresh is None:
+                return WriteResult.MISSING
+            if any(fresh.fields.get(name) != record.fields.get(name) for name in touched):
+                return WriteResult.CONFLICT
+            version = fresh.meta.version
+        return WriteResult.CONFLICT
 
     async def _create(self, current: dict[str, object], state: SessionState[M]) -> Commit:
         fields = {name: self.codec.encode(value) for name, value in current.items()}

@@ -67,7 +67,7 @@ class SessionStoreError(SessionError):
     """The session store failed or timed out; the request is answered 503, nothing is lost."""
 
 
-class SessionStoreUnavailable(SessionStoreError, HTTPException):  # noqa: N818 - public name
+class SessionStoreUnavailable(SessionStoreError, HTTPException):
     """Raised into the endpoint when the session cannot be loaded: a 503 with ``Retry-After``.
 
     It is an ``HTTPException``, so every FastAPI app (mounted sub-apps included) answers it as a 503

@@ -53,9 +53,7 @@ class SessionManager(Generic[M]):
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model
         self.scope_key = f"fastapi_sessions.{id(self):x}"
-        self._states: weakref.WeakValueDictionary[int, SessionState[M]] = (
-            weakref.WeakValueDictionary()
-        )
+        self._states: weakref.WeakValueDictionary[int, SessionState[M]] = weakref.WeakValueDictionary()
 
     def install(self, app: FastAPI) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
@@ -132,4 +130,3 @@ class SessionManager(Generic[M]):
 
     def __repr__(self) -> str:
         return f"SessionManager({self.model.__name__}, store={type(self.store).__name__})"
-

@@ -18,6 +18,7 @@ class SessionState(Generic[M]):
     """One request's session. ``record``/``key`` are set when it was loaded from the store."""
 
     __slots__ = (
+        "__weakref__",
         "baseline",
         "destroyed",
         "expiry",
@@ -28,7 +29,6 @@ class SessionState(Generic[M]):
         "regenerate",
         "session_id",
         "stale_key",
-        "__weakref__",
     )
 
     def __init__(

@@ -115,9 +115,7 @@ class SessionSettings(BaseSettings):
     cookie_domain: str | None = Field(default=None, description="The Domain attribute.")
     cookie_path: str = Field(default="/", description="The Path attribute.")
     store_url: str = Field(default="memory://", description="Which store to create.")
-    max_size: int = Field(
-        default=64 * 1024, gt=0, description="Largest serialized session, in bytes."
-    )
+    max_size: int = Field(default=64 * 1024, gt=0, description="Largest serialized session, in bytes.")
     concurrency: Literal["last_write_wins", "version_check"] = Field(
         default="last_write_wins",
         description="Same-field conflicts: the last writer wins, or the later writer gets a 409.",
@@ -166,8 +164,7 @@ class SessionSettings(BaseSettings):
     def _check_path(cls, value: str) -> str:
         if not _PATH.fullmatch(value):
             raise ValueError(
-                f"cookie_path {value!r} must start with '/' and hold no spaces, ';' or control "
-                "characters."
+                f"cookie_path {value!r} must start with '/' and hold no spaces, ';' or control characters."
             )
         return value
 
@@ -180,12 +177,13 @@ class SessionSettings(BaseSettings):
             _check_key(key.get_secret_value(), f"SESSION_SECRET_KEY_FALLBACKS[{index}]")
         if self.cookie_samesite == "none" and not self.cookie_secure:
             raise ValueError("SameSite=None requires SESSION_COOKIE_SECURE=true (browsers drop it).")
-        if self.cookie_name.startswith("__Host-"):
-            if self.cookie_domain is not None or self.cookie_path != "/" or not self.cookie_secure:
-                raise ValueError(
-                    "A __Host- cookie needs SESSION_COOKIE_SECURE=true, SESSION_COOKIE_PATH=/ "
-                    "and no SESSION_COOKIE_DOMAIN."
-                )
+        if self.cookie_name.startswith("__Host-") and (
+            self.cookie_domain is not None or self.cookie_path != "/" or not self.cookie_secure
+        ):
+            raise ValueError(
+                "A __Host- cookie needs SESSION_COOKIE_SECURE=true, SESSION_COOKIE_PATH=/ "
+                "and no SESSION_COOKIE_DOMAIN."
+            )
         if self.cookie_name.startswith("__Secure-") and not self.cookie_secure:
             raise ValueError("A __Secure- cookie needs SESSION_COOKIE_SECURE=true.")
         if self.idle_timeout is not None and self.idle_timeout > self.max_age:

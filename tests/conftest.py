@@ -1,6 +1,6 @@
 """Shared fixtures: a fake clock, a typed session model, and an app factory wired like a user's app."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any

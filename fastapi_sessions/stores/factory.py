@@ -11,16 +11,11 @@ __all__ = ["store_from_url"]
 
 
 def store_from_url(url: str, *, clock: Clock | None = None) -> SessionStore:
-    """The store for ``url``: ``memory://`` today; ``redis://`` and ``rediss://`` with the extra."""
+    """The store for ``url``; ``memory://`` (optionally ``?max_entries=N``)."""
     scheme = url.partition("://")[0].lower()
     if scheme == "memory":
         return MemoryStore.from_url(url, clock=clock)
-    if scheme in {"redis", "rediss", "unix"}:
-        from .redis import RedisStore  # noqa: PLC0415 - keeps redis out of the core import path
-
-        return RedisStore.from_url(url)
     raise SessionConfigError(
-        f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://' "
-        "or 'redis://host:port/db' (with pip install 'pselfastapise-async[redis]'), or pass "
-        "store=... to SessionManager for a custom store."
+        f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://', "
+        "or pass store=... to SessionManager for a custom store."
     )

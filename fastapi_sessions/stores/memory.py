@@ -37,9 +37,7 @@ class MemoryStore:
     All operations finish without awaiting, so each one is atomic under asyncio.
     """
 
-    def __init__(
-        self, *, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, *, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Clock | None = None) -> None:
         if max_entries <= 0:
             raise SessionConfigError(f"MemoryStore max_entries must be positive, not {max_entries}.")
         self.max_entries = max_entries

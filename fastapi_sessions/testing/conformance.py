@@ -127,11 +127,13 @@ async def check_version_check_refuses_a_stale_writer(h: StoreHarness) -> None:
 async def check_concurrent_updates_of_different_fields_both_survive(h: StoreHarness) -> None:
     key = h.key()
     await h.store.create(key, h.record({"a": b"0", "b": b"0"}), ttl=10 * h.unit)
+
+    async def write(name: str) -> None:
+        await h.store.update(key, SessionChange({name: b"1"}), ttl=10 * h.unit)
+
     async with anyio.create_task_group() as group:
         for name in ("a", "b"):
-            group.start_soon(
-                lambda n=name: h.store.update(key, SessionChange({n: b"1"}), ttl=10 * h.unit)
-            )
+            group.start_soon(write, name)
     loaded = await h.store.load(key)
     assert loaded is not None
     assert dict(loaded.fields) == {"a": b"1", "b": b"1"}
