@@ -58,7 +58,9 @@ class ModelCodec(Generic[M]):
 
     def decode(self, fields: Mapping[str, bytes]) -> M:
         """Validate stored fields; raises ``ValueError`` (pydantic's ``ValidationError``) if they fail."""
-        blob = b"{" + b",".join([self._key_prefix(k) + v for k, v in fields.items()]) + b"}"
+        prefix = self._prefix
+        parts = [(prefix.get(k) or self._key_prefix(k)) + v for k, v in fields.items()]
+        blob = b"{" + b",".join(parts) + b"}"
         return self._model.model_validate_json(blob)
 
     def snapshot(self, model: M) -> Snapshot:

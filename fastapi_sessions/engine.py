@@ -26,7 +26,7 @@ from .exceptions import (
 from .logs import log, ref, security_log
 from .session import SessionState
 from .settings import SessionSettings
-from .signing import SessionSigner, new_session_id, store_key
+from .signing import SessionSigner, VerifiedId, new_session_id, store_key
 from .stores.base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
 
 __all__ = ["Commit", "SessionEngine"]
@@ -70,6 +70,8 @@ class SessionEngine(Generic[M]):
         self.cookies = CookieWriter(settings)
         self.cookie_name = settings.cookie_name.encode("latin-1")
         self.version_check = settings.concurrency == "version_check"
+        self.max_age = settings.max_age
+        self.max_size = settings.max_size
 
     # -- store calls -------------------------------------------------------------------------
 
@@ -77,11 +79,16 @@ class SessionEngine(Generic[M]):
         try:
             return await operation
         except Exception as exc:
-            log.error("Session store failed to %s: %s: %s", what, type(exc).__name__, exc)
-            raise SessionStoreError(
-                f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
-                "Check that the store is reachable; the request was answered 503."
-            ) from exc
+            raise SessionStoreError(self._failure(what, exc)) from exc
+
+    @staticmethod
+    def _failure(what: str, exc: Exception) -> str:
+        """Log a store failure; the message for the error raised in its place."""
+        log.error("Session store failed to %s: %s: %s", what, type(exc).__name__, exc)
+        return (
+            f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
+            "Check that the store is reachable; the request was answered 503."
+        )
 
     # -- load --------------------------------------------------------------------------------
 
@@ -97,59 +104,51 @@ class SessionEngine(Generic[M]):
             if verified is None:
                 security_log.warning("Session cookie with a bad signature, format or age ignored")
                 continue
-            key = store_key(verified.session_id)
+            key = verified.key
             try:
-                record = await self._call(
-                    "load a session", self.store.load(key, touch=self.settings.idle_timeout)
-                )
-            except SessionStoreError as exc:
-                raise SessionStoreUnavailable(str(exc)) from exc
+                record = await self.store.load(key, touch=self.settings.idle_timeout)
+            except Exception as exc:
+                raise SessionStoreUnavailable(self._failure("load a session", exc)) from exc
             if record is None:
                 security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
                 continue
-            state = await self._adopt(verified.session_id, key, record, verified.stale_key)
-            if state is not None:
+            state = self._adopt(verified, record)
+            if isinstance(state, SessionState):
                 return state
+            if state:
+                security_log.warning("Session %s %s; discarded", ref(key), state)
+            else:
+                log.info("Session %s expired; starting anew", ref(key))
+            try:
+                await self.store.delete(key)
+            except Exception as exc:
+                raise SessionStoreUnavailable(self._failure("delete a dead session", exc)) from exc
         return SessionState(self.codec.new(), self.codec.defaults, had_cookie=True)
 
-    async def _adopt(
-        self, session_id: str, key: str, record: SessionRecord, stale_key: bool
-    ) -> SessionState[M] | None:
+    def _adopt(self, verified: VerifiedId, record: SessionRecord) -> SessionState[M] | str:
+        """The session in ``record``, or why it is dead: '' when expired, else the problem."""
         now = self.clock.time()
         meta = record.meta
-        problem: str | None = None
         if not meta.created_at <= now + _CLOCK_SKEW:
-            problem = "has a creation time in the future"
-        elif min(meta.expires_at, meta.created_at + self.settings.max_age) <= now:
-            log.info("Session %s expired; starting anew", ref(key))
-            await self._discard(key)
-            return None
-        elif record.size > self.settings.max_size:
-            problem = f"holds {record.size} bytes, over SESSION_MAX_SIZE"
-        else:
-            try:
-                model = self.codec.decode(record.fields)
-            except (ValueError, RecursionError) as exc:
-                problem = f"does not fit the model ({type(exc).__name__})"
-            else:
-                return SessionState(
-                    model,
-                    self.codec.snapshot(model),
-                    session_id=session_id,
-                    key=key,
-                    record=record,
-                    had_cookie=True,
-                    stale_key=stale_key,
-                )
-        security_log.warning("Session %s %s; discarded", ref(key), problem)
-        await self._discard(key)
-        return None
-
-    async def _discard(self, key: str) -> None:
+            return "has a creation time in the future"
+        if min(meta.expires_at, meta.created_at + self.max_age) <= now:
+            return ""
+        size = sum(map(len, record.fields.values()))
+        if size > self.max_size:
+            return f"holds {size} bytes, over SESSION_MAX_SIZE"
         try:
-            await self._call("delete a dead session", self.store.delete(key))
-        except SessionStoreError as exc:
-            raise SessionStoreUnavailable(str(exc)) from exc
+            model = self.codec.decode(record.fields)
+        except (ValueError, RecursionError) as exc:
+            return f"does not fit the model ({type(exc).__name__})"
+        return SessionState(
+            model,
+            self.codec.snapshot(model),
+            session_id=verified.session_id,
+            key=verified.key,
+            record=record,
+            had_cookie=True,
+            stale_key=verified.stale_key,
+        )
 
     # -- commit ------------------------------------------------------------------------------
 

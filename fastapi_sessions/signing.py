@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from itsdangerous import BadData, TimestampSigner
+from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from .clock import Clock
 
@@ -25,6 +26,7 @@ ID_LENGTH = 43  # len(secrets.token_urlsafe(32))
 # id (43) + "." + timestamp (<= 8) + "." + SHA-256 signature (43): anything longer is not ours,
 # and is refused before any HMAC is computed.
 MAX_COOKIE_VALUE = 128
+_CACHE_SIZE = 10_000
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -43,6 +45,8 @@ class VerifiedId(NamedTuple):
     """A session ID whose signature checked out; ``stale_key`` if a fallback key signed it."""
 
     session_id: str
+    key: str
+    """The store key of ``session_id``."""
     stale_key: bool
 
 
@@ -66,12 +70,17 @@ class _Signer(TimestampSigner):
 class SessionSigner:
     """Signs session IDs with the current key and verifies them against every accepted key."""
 
-    __slots__ = ("_all", "_current", "_max_age")
+    __slots__ = ("_all", "_clock", "_current", "_max_age", "_verified")
 
     def __init__(self, keys: Sequence[str], *, max_age: int, clock: Clock) -> None:
         self._current = _Signer(keys[-1:], clock)
         self._all = _Signer(keys, clock) if len(keys) > 1 else None
         self._max_age = max_age
+        self._clock = clock
+        # Cookie values that verified, with their signing time: a browser sends the same value on
+        # every request, and the HMAC of an identical string cannot change. Only values that passed
+        # the full itsdangerous check get in; the age is re-checked on every hit.
+        self._verified: dict[str, tuple[VerifiedId, int]] = {}
 
     def sign(self, session_id: str) -> str:
         """The cookie value for ``session_id``, signed with the newest key."""
@@ -79,6 +88,13 @@ class SessionSigner:
 
     def verify(self, value: str) -> VerifiedId | None:
         """The ID inside a cookie value, or None for anything we did not sign in the last max_age."""
+        hit = self._verified.get(value)
+        if hit is not None:
+            age = int(self._clock.time()) - hit[1]
+            if 0 <= age <= self._max_age:
+                return hit[0]
+            del self._verified[value]
+            return None
         if len(value) > MAX_COOKIE_VALUE or not value.isascii():
             return None
         try:
@@ -96,4 +112,8 @@ class SessionSigner:
         # Only an ID we could have minted: a signed '' or odd payload is no session (CVE-2015-3982).
         if len(session_id) != ID_LENGTH or not _ID_CHARS.issuperset(session_id):
             return None
-        return VerifiedId(session_id, stale)
+        verified = VerifiedId(session_id, store_key(session_id), stale)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[value] = (verified, bytes_to_int(base64_decode(value.rsplit(".", 2)[1])))
+        return verified
