@@ -27,7 +27,14 @@ from .logs import log, ref, security_log
 from .session import SessionState
 from .settings import SessionSettings
 from .signing import SessionSigner, VerifiedId, new_session_id, store_key
-from .stores.base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+from .stores.base import (
+    CorruptRecordError,
+    SessionChange,
+    SessionMeta,
+    SessionRecord,
+    SessionStore,
+    WriteResult,
+)
 
 __all__ = ["Commit", "SessionEngine"]
 
@@ -78,6 +85,9 @@ class SessionEngine(Generic[M]):
     async def _call(self, what: str, operation: Awaitable[T]) -> T:
         try:
             return await operation
+        except SessionStoreError as exc:
+            self._failure(what, exc)
+            raise
         except Exception as exc:
             raise SessionStoreError(self._failure(what, exc)) from exc
 
@@ -107,12 +117,15 @@ class SessionEngine(Generic[M]):
             key = verified.key
             try:
                 record = await self.store.load(key, touch=self.settings.idle_timeout)
+            except CorruptRecordError as exc:
+                state: SessionState[M] | str = f"is corrupt ({exc})"
             except Exception as exc:
                 raise SessionStoreUnavailable(self._failure("load a session", exc)) from exc
-            if record is None:
-                security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
-                continue
-            state = self._adopt(verified, record)
+            else:
+                if record is None:
+                    security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
+                    continue
+                state = self._adopt(verified, record)
             if isinstance(state, SessionState):
                 return state
             if state:

@@ -18,7 +18,7 @@ from .hook import SessionHook
 from .session import SessionState
 from .settings import SessionSettings
 from .stores.base import SessionStore
-from .stores.factory import store_from_url
+from .stores.factory import store_from_settings
 
 __all__ = ["SessionManager"]
 
@@ -48,7 +48,7 @@ class SessionManager(Generic[M]):
         clock = clock or SystemClock()
         self._owns_store = store is None
         self.store: SessionStore = (
-            store if store is not None else store_from_url(self.settings.store_url, clock=clock)
+            store if store is not None else store_from_settings(self.settings, clock=clock)
         )
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model

@@ -115,6 +115,18 @@ class SessionSettings(BaseSettings):
     cookie_domain: str | None = Field(default=None, description="The Domain attribute.")
     cookie_path: str = Field(default="/", description="The Path attribute.")
     store_url: str = Field(default="memory://", description="Which store to create.")
+    store_prefix: str = Field(
+        default="session:",
+        min_length=1,
+        description="Prefix of every store key (Redis); apps sharing a server need different ones.",
+    )
+    store_timeout: float = Field(
+        default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis)."
+    )
+    on_store_error: Literal["fail", "degrade"] = Field(
+        default="fail",
+        description="Store down: answer 503 ('fail'), or serve an empty read-only session ('degrade').",
+    )
     max_size: int = Field(default=64 * 1024, gt=0, description="Largest serialized session, in bytes.")
     concurrency: Literal["last_write_wins", "version_check"] = Field(
         default="last_write_wins",

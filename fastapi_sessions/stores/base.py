@@ -15,6 +15,7 @@ Rules every store follows (the conformance suite in ``fastapi_sessions.testing``
   without rewriting, never past ``meta.expires_at``. Expired records are absent.
 * Every operation is atomic with respect to the others on the same key.
 * Failures raise; the manager turns any exception into a 503, never into an empty session.
+  Only :class:`CorruptRecordError` from ``load`` means "this record is garbage": a fresh session.
 """
 
 from __future__ import annotations
@@ -24,7 +25,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SessionChange", "SessionMeta", "SessionRecord", "SessionStore", "WriteResult"]
+from ..exceptions import SessionError
+
+__all__ = [
+    "CorruptRecordError",
+    "SessionChange",
+    "SessionMeta",
+    "SessionRecord",
+    "SessionStore",
+    "WriteResult",
+]
+
+
+class CorruptRecordError(SessionError):
+    """Raised by ``load`` when the stored data is not a session record (e.g. a Redis key of another
+    type). The manager treats it like a record that fails the model: logged, deleted, a new session;
+    an outage, by contrast, is any other exception."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,332 @@
+"""The Redis store, on ``redis.asyncio``: standalone, Sentinel-managed or Cluster clients.
+
+Each session is one Redis hash: one hash field per top-level session field (``=name``), plus the
+metadata fields ``c`` (created), ``e`` (expires), ``p`` (persistent) and ``v`` (version). Writes go
+through Lua scripts run by SHA (redis-py reloads them on ``NOSCRIPT``), so each operation is one
+command: a read with its rolling TTL refresh, a create that never overwrites, an update that never
+resurrects and writes only the fields that changed.
+
+Every call runs under this store's own deadline (``timeout``), whatever the client's socket settings,
+so a dead or black-holed server costs a request at most that long.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import anyio
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import ResponseError
+except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox session
+    raise ImportError(
+        "The Redis session store needs redis-py: pip install 'pselfastapise-async[redis]'"
+    ) from exc
+
+from ..exceptions import SessionConfigError, SessionStoreError
+from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult
+
+__all__ = ["RedisStore"]
+
+DEFAULT_PREFIX = "session:"
+DEFAULT_TIMEOUT = 1.0
+_DATA = b"="  # data fields are "=name"; metadata fields are single letters
+_META = {b"c", b"e", b"p", b"v"}
+
+# ARGV: touch_ms. Returns the hash as a flat list; refreshes the TTL, never past field 'e'.
+_LOAD_TOUCH = """
+local data = redis.call('HGETALL', KEYS[1])
+if #data == 0 then return data end
+local ttl = tonumber(ARGV[1])
+local e = tonumber(redis.call('HGET', KEYS[1], 'e'))
+if e then
+  local t = redis.call('TIME')
+  local left = math.floor((e - (tonumber(t[1]) + tonumber(t[2]) / 1000000)) * 1000)
+  if left < ttl then ttl = left end
+end
+if ttl < 1 then ttl = 1 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return data
+"""
+
+# ARGV: ttl_ms, field, value, ... Returns 1 if created, 0 if the key exists.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# The shared part of update and rename. ARGV: ttl_ms, expected_version ('' for none),
+# n (number of set arguments), n set arguments (field, value, ...), then fields to delete.
+_APPLY = """
+local n = tonumber(ARGV[3])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + n)) end
+if #ARGV > 3 + n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + n)) end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+"""
+_CHECK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 'conflict' end
+"""
+_UPDATE = (
+    _CHECK
+    + _APPLY
+    + """
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 'ok'
+"""
+)
+# KEYS: old, new (one hash slot).
+_RENAME = (
+    _CHECK
+    + """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+"""
+    + _APPLY
+    + """
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 'ok'
+"""
+)
+# ARGV: version. Deletes the key only if its version is still ARGV[1] (cluster rename, step 3).
+_DELETE_IF_VERSION = """
+if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_RESULTS = {
+    b"ok": WriteResult.OK,
+    b"missing": WriteResult.MISSING,
+    b"conflict": WriteResult.CONFLICT,
+    b"exists": WriteResult.EXISTS,
+}
+
+
+def _ms(seconds: float) -> int:
+    return max(math.ceil(seconds * 1000), 1)
+
+
+def _bytes(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _float(value: float) -> bytes:
+    return repr(float(value)).encode()
+
+
+def _meta_fields(meta: SessionMeta) -> list[bytes]:
+    return [
+        b"c",
+        _float(meta.created_at),
+        b"e",
+        _float(meta.expires_at),
+        b"p",
+        b"1" if meta.persistent else b"0",
+        b"v",
+        str(meta.version).encode(),
+    ]
+
+
+def _decode(raw: Mapping[Any, Any] | Sequence[Any]) -> SessionRecord | None:
+    """A record from HGETALL's reply (a dict, or a flat list from a script)."""
+    if not raw:
+        return None
+    pairs: Iterable[tuple[Any, Any]] = (
+        raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    )
+    fields: dict[str, bytes] = {}
+    meta: dict[bytes, bytes] = {}
+    for name, value in pairs:
+        name = _bytes(name)
+        if name[:1] == _DATA:
+            fields[name[1:].decode()] = _bytes(value)
+        elif name in _META:
+            meta[name] = _bytes(value)
+    try:
+        return SessionRecord(
+            fields,
+            SessionMeta(
+                created_at=float(meta[b"c"]),
+                expires_at=float(meta[b"e"]),
+                persistent=meta[b"p"] == b"1",
+                version=int(meta[b"v"]),
+            ),
+        )
+    except (KeyError, ValueError) as exc:
+        raise CorruptRecordError(f"session hash lacks valid metadata ({exc!r})") from exc
+
+
+def _change_args(change: SessionChange) -> list[bytes]:
+    sets: list[bytes] = []
+    for name, value in change.fields.items():
+        sets += (_DATA + name.encode(), value)
+    if change.expires_at is not None:
+        sets += (b"e", _float(change.expires_at))
+    if change.persistent is not None:
+        sets += (b"p", b"1" if change.persistent else b"0")
+    removed = [_DATA + name.encode() for name in change.removed]
+    return [str(len(sets)).encode(), *sets, *removed]
+
+
+class RedisStore:
+    """Sessions in Redis, one hash per session under ``prefix + key``.
+
+    Build it with :meth:`from_url` (the store then owns its connection pool and closes it in
+    :meth:`aclose`), or pass any ``redis.asyncio`` client you manage yourself: a plain ``Redis``,
+    the master of a ``Sentinel``, or a ``RedisCluster``. A client passed in is never closed by us.
+    The client must not use ``decode_responses=True``.
+    """
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        owns_client: bool = False,
+    ) -> None:
+        if not prefix:
+            raise SessionConfigError(
+                "The Redis key prefix must not be empty: a prefix keeps session keys apart from "
+                "every other key in the database (e.g. 'session:')."
+            )
+        if not timeout > 0:
+            raise SessionConfigError(f"The store timeout must be positive, not {timeout!r}.")
+        self.client = client
+        self.prefix = prefix
+        self.timeout = timeout
+        self._owns_client = owns_client
+        self._cluster = isinstance(client, RedisCluster)
+        self._load_touch = client.register_script(_LOAD_TOUCH)
+        self._create = client.register_script(_CREATE)
+        self._update = client.register_script(_UPDATE)
+        self._rename = client.register_script(_RENAME)
+        self._delete_if = client.register_script(_DELETE_IF_VERSION)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        **client_options: Any,
+    ) -> RedisStore:
+        """A store on a new connection pool for ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        Query options are redis-py's (``?socket_timeout=0.5`` ...); no connection is made here.
+        """
+        client_options.setdefault("socket_timeout", timeout)
+        client_options.setdefault("socket_connect_timeout", timeout)
+        try:
+            client = Redis.from_url(url, **client_options)
+        except ValueError as exc:
+            raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+        return cls(client, prefix=prefix, timeout=timeout, owns_client=True)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def _run(self, what: str, call: Any) -> Any:
+        """Await ``call`` under this store's deadline; failures become ``SessionStoreError``."""
+        try:
+            with anyio.fail_after(self.timeout):
+                return await call
+        except TimeoutError as exc:
+            raise SessionStoreError(
+                f"Redis did not answer a session {what} within {self.timeout} s "
+                "(SESSION_STORE_TIMEOUT); check that Redis is up and reachable."
+            ) from exc
+        except ResponseError as exc:
+            if str(exc).startswith("WRONGTYPE"):
+                raise CorruptRecordError(f"the session key holds another Redis type ({exc})") from exc
+            raise
+
+    async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
+        name = self._key(key)
+        if touch is None:
+            raw = await self._run("read", self.client.hgetall(name))
+        else:
+            raw = await self._run("read", self._load_touch(keys=[name], args=[_ms(touch)]))
+        return _decode(raw)
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        args: list[Any] = [_ms(ttl)]
+        for name, value in record.fields.items():
+            args += (_DATA + name.encode(), value)
+        args += _meta_fields(record.meta)
+        created = await self._run("create", self._create(keys=[self._key(key)], args=args))
+        return WriteResult.OK if created == 1 else WriteResult.EXISTS
+
+    async def update(
+        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+    ) -> WriteResult:
+        args: list[Any] = [_ms(ttl), b"" if expected_version is None else str(expected_version).encode()]
+        result = await self._run(
+            "update", self._update(keys=[self._key(key)], args=args + _change_args(change))
+        )
+        return _RESULTS[_bytes(result)]
+
+    async def rename(
+        self,
+        old_key: str,
+        new_key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> WriteResult:
+        if self._cluster:
+            return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
+        args: list[Any] = [_ms(ttl), b"" if expected_version is None else str(expected_version).encode()]
+        keys = [self._key(old_key), self._key(new_key)]
+        result = await self._run("regeneration", self._rename(keys=keys, args=args + _change_args(change)))
+        return _RESULTS[_bytes(result)]
+
+    async def _rename_across_slots(
+        self, old_key: str, new_key: str, change: SessionChange, ttl: float, expected: int | None
+    ) -> WriteResult:
+        """On Cluster the two keys live in different slots: create the new one, then drop the old.
+
+        A failure between the steps leaves the old session usable (and the new one orphaned until
+        its TTL), never no session at all.
+        """
+        old = await self.load(old_key)
+        if old is None:
+            return WriteResult.MISSING
+        if expected is not None and old.meta.version != expected:
+            return WriteResult.CONFLICT
+        fields = {**old.fields, **change.fields}
+        for name in change.removed:
+            fields.pop(name, None)
+        meta = SessionMeta(
+            created_at=old.meta.created_at,
+            expires_at=old.meta.expires_at if change.expires_at is None else change.expires_at,
+            persistent=old.meta.persistent if change.persistent is None else change.persistent,
+            version=old.meta.version + 1,
+        )
+        result = await self.create(new_key, SessionRecord(fields, meta), ttl=ttl)
+        if result is not WriteResult.OK:
+            return result
+        deleted = await self._run(
+            "regeneration",
+            self._delete_if(keys=[self._key(old_key)], args=[str(old.meta.version).encode()]),
+        )
+        if deleted == 1:
+            return WriteResult.OK
+        # The old session changed or vanished meanwhile: undo, and let the request see a conflict.
+        await self.delete(new_key)
+        return WriteResult.CONFLICT
+
+    async def delete(self, key: str) -> None:
+        await self._run("delete", self.client.delete(self._key(key)))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()

@@ -1,0 +1,272 @@
+"""RedisStore against a real server: the store contract, round trips counted by MONITOR, key hygiene."""
+
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+pytest.importorskip("redis")
+
+from redis.asyncio import Redis
+
+from fastapi_sessions import SessionConfigError, SessionManager
+from fastapi_sessions.stores import SessionMeta, SessionRecord
+from fastapi_sessions.stores.redis import RedisStore
+from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, session_store_key
+
+from .conftest import UserSession, make_app, make_settings
+
+pytestmark = pytest.mark.redis
+
+
+async def real_wait(seconds: float) -> None:
+    await anyio.sleep(seconds)
+
+
+class TestRedisStoreContract(StoreConformance):
+    @pytest.fixture
+    async def store_harness(self, redis_server_url: str, redis_prefix: str) -> AsyncIterator[StoreHarness]:
+        store = RedisStore.from_url(redis_server_url, prefix=redis_prefix)
+        yield StoreHarness(store, time.time, real_wait, unit=0.15)
+        await store.aclose()
+
+
+@pytest.fixture
+async def redis_store(redis_server_url: str, redis_prefix: str) -> AsyncIterator[RedisStore]:
+    store = RedisStore.from_url(redis_server_url, prefix=redis_prefix)
+    yield store
+    await store.aclose()
+
+
+class Monitor:
+    """Counts the commands clients send that touch our prefix (MONITOR, so it works on a shared
+    server); commands run inside Lua scripts are not client round trips and are not counted."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url, self.prefix = url, prefix
+        self.commands: list[str] = []
+
+    async def run(self, task_status: Any) -> None:
+        client = Redis.from_url(self.url)
+        async with client.monitor() as monitor:
+            task_status.started()
+            async for event in monitor.listen():
+                command = event["command"]
+                if self.prefix in command and event.get("client_type") != "lua":
+                    self.commands.append(command.split(" ", 1)[0].upper())
+
+    async def settle(self) -> None:
+        await anyio.sleep(0.15)
+
+
+async def counted(url: str, prefix: str, action: Callable[[], Any]) -> list[str]:
+    monitor = Monitor(url, prefix)
+    async with anyio.create_task_group() as group:
+        await group.start(monitor.run)
+        await action()
+        await monitor.settle()
+        group.cancel_scope.cancel()
+    return monitor.commands
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("idle", [None, 600])
+async def test_round_trips_per_request(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore, idle: int | None
+) -> None:
+    """/read: 1 command (rolling TTL included), /write: 2, /bare: 0, login+regenerate: 2, logout: 2."""
+    sessions = SessionManager(UserSession, settings=make_settings(idle_timeout=idle), store=redis_store)
+    app = make_app(sessions)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
+        await c.post("/cart/seed")
+
+        async def read() -> None:
+            assert (await c.get("/me")).json()["cart"] == ["seed"]
+
+        async def write() -> None:
+            await c.post("/cart/more")
+
+        async def bare() -> None:
+            await c.get("/bare")
+
+        async def login() -> None:
+            assert (await c.post("/login/1", follow_redirects=False)).status_code == 303
+
+        async def logout() -> None:
+            await c.post("/logout", follow_redirects=False)
+
+        read_cmds = await counted(redis_server_url, redis_prefix, read)
+        assert read_cmds == (["HGETALL"] if idle is None else ["EVALSHA"])
+        assert len(await counted(redis_server_url, redis_prefix, write)) == 2
+        assert await counted(redis_server_url, redis_prefix, bare) == []
+        assert len(await counted(redis_server_url, redis_prefix, login)) == 2
+        assert await counted(redis_server_url, redis_prefix, logout) == [read_cmds[0], "DEL"]
+
+
+@pytest.mark.anyio
+async def test_keys_are_hashes_of_ids_under_the_prefix(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
+) -> None:
+    from .redis_support import keys_under
+
+    sessions = SessionManager(UserSession, settings=make_settings(), store=redis_store)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(make_app(sessions)), base_url="https://t"
+    ) as c:
+        await c.post("/cart/a")
+        cookie = c.cookies["session"]
+    session_id = cookie.split(".", 1)[0]
+    keys = keys_under(redis_server_url, redis_prefix)
+    assert keys == [(redis_prefix + session_store_key(session_id)).encode()]
+    assert session_id.encode() not in keys[0]
+
+
+@pytest.mark.anyio
+async def test_two_apps_with_different_prefixes_never_see_each_other(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    one = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "one:")
+    two = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "two:")
+    app_one = make_app(SessionManager(UserSession, settings=make_settings(), store=one))
+    app_two = make_app(SessionManager(UserSession, settings=make_settings(), store=two))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app_one), base_url="https://t") as c:
+        await c.post("/cart/a")
+        cookie = c.cookies["session"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app_two), base_url="https://t") as c:
+        response = await c.get("/me", headers={"cookie": f"session={cookie}"})
+        assert response.json()["cart"] == []
+    assert await one.load(session_store_key(cookie.split(".", 1)[0])) is not None
+    await one.aclose()
+    await two.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_key_of_another_type_is_a_corrupt_record_not_an_outage(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions = SessionManager(UserSession, settings=make_settings(), store=redis_store)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(make_app(sessions)), base_url="https://t"
+    ) as c:
+        await c.post("/cart/a")
+        key = redis_prefix + session_store_key(c.cookies["session"].split(".", 1)[0])
+        raw = Redis.from_url(redis_server_url)
+        await raw.delete(key)
+        await raw.rpush(key, "x")
+        response = await c.get("/me")
+        assert response.status_code == 200
+        assert response.json()["cart"] == []
+        assert await raw.exists(key) == 0, "the corrupt key is deleted"
+        await raw.aclose()
+    assert any(r.name == "fastapi_sessions.security" for r in caplog.records)
+
+
+@pytest.mark.anyio
+async def test_a_hash_without_metadata_is_corrupt(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
+) -> None:
+    raw = Redis.from_url(redis_server_url)
+    await raw.hset(redis_prefix + "k", mapping={"=user_id": "1"})
+    from fastapi_sessions.stores import CorruptRecordError
+
+    with pytest.raises(CorruptRecordError):
+        await redis_store.load("k")
+    await raw.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_key_restored_without_ttl_still_dies_at_the_absolute_limit(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
+) -> None:
+    clock = FakeClock(start=time.time())
+    sessions = SessionManager(
+        UserSession, settings=make_settings(max_age=3600), store=redis_store, clock=clock
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(make_app(sessions)), base_url="https://t"
+    ) as c:
+        await c.post("/cart/a")
+        clock.advance(100)
+        await c.post("/login/1")  # a newer cookie: still validly signed after the session's end
+        key = redis_prefix + session_store_key(c.cookies["session"].split(".", 1)[0])
+        raw = Redis.from_url(redis_server_url)
+        await raw.persist(key)
+        assert await raw.ttl(key) == -1
+        clock.advance(3501)
+        assert (await c.get("/me")).json()["cart"] == []
+        assert await raw.exists(key) == 0
+        await raw.aclose()
+
+
+@pytest.mark.anyio
+async def test_writes_set_the_ttl_and_rolling_reads_refresh_it_capped_by_expiry(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
+) -> None:
+    key = "ttl-check"
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 50))
+    await redis_store.create(key, record, ttl=20)
+    raw = Redis.from_url(redis_server_url)
+    assert 19_000 < await raw.pttl(redis_prefix + key) <= 20_000
+    await redis_store.load(key, touch=40)
+    assert 39_000 < await raw.pttl(redis_prefix + key) <= 40_000
+    await redis_store.load(key, touch=500)
+    assert 48_000 < await raw.pttl(redis_prefix + key) <= 50_000, "never past expires_at"
+    await raw.aclose()
+
+
+@pytest.mark.anyio
+async def test_scripts_are_reloaded_after_script_flush(
+    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
+) -> None:
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 50))
+    raw = Redis.from_url(redis_server_url)
+    await raw.script_flush()
+    await raw.aclose()
+    assert (await redis_store.create("k", record, ttl=10)).value == "ok"
+
+
+def test_a_store_url_builds_a_redis_store_that_owns_its_pool(redis_server_url: str) -> None:
+    sessions = SessionManager(
+        UserSession, settings=make_settings(store_url=redis_server_url, store_prefix="x:")
+    )
+    assert isinstance(sessions.store, RedisStore)
+    assert sessions.store.prefix == "x:"
+
+
+@pytest.mark.anyio
+async def test_a_client_passed_in_stays_open_and_an_owned_one_is_closed(redis_server_url: str) -> None:
+    client = Redis.from_url(redis_server_url)
+    await RedisStore(client).aclose()
+    assert await client.ping() is True
+    await client.aclose()
+    owned = RedisStore.from_url(redis_server_url)
+    await owned.load("x")
+    connections = list(owned.client.connection_pool._available_connections)
+    assert connections and all(c.is_connected for c in connections)
+    await owned.aclose()
+    assert not any(c.is_connected for c in connections)
+
+
+def test_bad_store_configuration_fails_at_start_up() -> None:
+    with pytest.raises(SessionConfigError, match="prefix"):
+        RedisStore.from_url("redis://127.0.0.1:1/0", prefix="")
+    with pytest.raises(SessionConfigError, match="timeout"):
+        RedisStore.from_url("redis://127.0.0.1:1/0", timeout=0)
+    with pytest.raises(SessionConfigError):
+        make_settings(store_prefix="")
+
+
+def test_importing_without_the_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [
+        m for m in sys.modules if m == "redis" or m.startswith(("redis.", "fastapi_sessions.stores.redis"))
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "redis", None)  # type: ignore[arg-type]
+    with pytest.raises(ImportError, match=r"pip install 'pselfastapise-async\[redis\]'"):
+        import fastapi_sessions.stores.redis  # noqa: F401
