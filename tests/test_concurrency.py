@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
@@ -74,7 +75,7 @@ def build(concurrency: str, store: MemoryStore, clock: FakeClock) -> tuple[FastA
     @app.post("/increment")
     async def increment(session: Session) -> None:
         value = session.count
-        await anyio.sleep(0)  # let the other requests load the same value
+        await anyio.lowlevel.checkpoint()  # let the other requests load the same value
         session.count = value + 1
 
     return app, race
@@ -101,8 +102,12 @@ async def overlap(
     race.add("1")
     race.add("2")
 
+    first_done = anyio.Event()
+
     async def run(tag: str, path: str) -> None:
         results[tag] = await client.post(path) if "set" in path else await client.get(path)
+        if tag == "1":
+            first_done.set()
 
     async with anyio.create_task_group() as group:
         group.start_soon(run, "1", first)
@@ -110,8 +115,7 @@ async def overlap(
         await race.loaded["1"].wait()
         await race.loaded["2"].wait()
         race.go["1"].set()
-        while "1" not in results:
-            await anyio.sleep(0.001)
+        await first_done.wait()
         race.go["2"].set()
     return results
 
@@ -227,9 +231,7 @@ async def test_dt4_version_checked_counter_with_client_retries_is_exact(
 async def test_dt5_a_rolling_touch_never_resurrects_a_destroyed_session(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    sessions = SessionManager(
-        Counter, settings=make_settings(idle_timeout=60), store=store, clock=clock
-    )
+    sessions = SessionManager(Counter, settings=make_settings(idle_timeout=60), store=store, clock=clock)
     app = FastAPI()
     sessions.install(app)
     Session = Annotated[Counter, Depends(sessions.get_session)]

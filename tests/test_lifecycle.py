@@ -62,7 +62,9 @@ class CountingStore(MemoryStore):
         self._count("update")
         return await super().update(key, change, ttl=ttl, expected_version=expected_version)
 
-    async def rename(self, old: str, new: str, change: Any, *, ttl: float, expected_version: Any = None) -> Any:
+    async def rename(
+        self, old: str, new: str, change: Any, *, ttl: float, expected_version: Any = None
+    ) -> Any:
         self._count("rename")
         return await super().rename(old, new, change, ttl=ttl, expected_version=expected_version)
 
@@ -204,7 +206,8 @@ async def test_destroy_then_change_starts_a_new_session_under_a_new_id(
         assert first is not None
         response = await c.post("/logout-with-message")
         second = cookie_of(response)
-        assert second is not None and second != '""'
+        assert second is not None
+        assert second != '""'
         assert session_id_of(second) != session_id_of(first)
         assert session_store_key(session_id_of(first)) not in store._data
         assert (await c.get("/me")).json() == {
@@ -297,7 +300,9 @@ async def test_a_fallback_key_cookie_is_accepted_and_reissued_under_the_current_
 ) -> None:
     from .conftest import make_settings
 
-    old = SessionManager(UserSession, settings=make_settings(secret_key=OLD_SECRET), store=store, clock=clock)
+    old = SessionManager(
+        UserSession, settings=make_settings(secret_key=OLD_SECRET), store=store, clock=clock
+    )
     rotated = SessionManager(
         UserSession,
         settings=make_settings(secret_key=SECRET, secret_key_fallbacks=[OLD_SECRET]),
@@ -307,14 +312,16 @@ async def test_a_fallback_key_cookie_is_accepted_and_reissued_under_the_current_
     async with httpx.AsyncClient(transport=httpx.ASGITransport(make_app(old)), base_url="https://t") as c:
         cookie = cookie_of(await c.post("/cart/a"))
     assert cookie is not None
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(make_app(rotated)), base_url="https://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(make_app(rotated)), base_url="https://t"
+    ) as c:
         response = await get_with_cookie(c, "/me", cookie)
         assert response.json()["cart"] == ["a"]
         reissued = cookie_of(response)
-        assert reissued is not None and reissued != cookie
+        assert reissued is not None
+        assert reissued != cookie
         assert session_id_of(reissued) == session_id_of(cookie)
         writes = store.writes()
         again = await get_with_cookie(c, "/me", reissued)
         assert cookie_of(again) is None
         assert store.writes() == writes
-

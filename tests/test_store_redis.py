@@ -248,7 +248,8 @@ async def test_a_client_passed_in_stays_open_and_an_owned_one_is_closed(redis_se
     owned = RedisStore.from_url(redis_server_url)
     await owned.load("x")
     connections = list(owned.client.connection_pool._available_connections)
-    assert connections and all(c.is_connected for c in connections)
+    assert connections
+    assert all(c.is_connected for c in connections)
     await owned.aclose()
     assert not any(c.is_connected for c in connections)
 
