@@ -14,18 +14,22 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .exceptions import SessionConfigError
+from .exceptions import SessionConfigError, SessionStoreUnavailable
 
 __all__ = ["ModelCodec", "Snapshot"]
 
 M = TypeVar("M", bound=BaseModel)
+READ_ONLY = (
+    "The session store is unavailable, so this session is read-only "
+    "(SESSION_ON_STORE_ERROR=degrade); retry the change later."
+)
 Snapshot = dict[str, Any]
 
 
 class ModelCodec(Generic[M]):
     """Validates, snapshots and encodes one session model class."""
 
-    __slots__ = ("_defaults", "_model", "_prefix", "_serializer")
+    __slots__ = ("_defaults", "_model", "_prefix", "_read_only", "_serializer")
 
     def __init__(self, model: type[M]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -40,6 +44,7 @@ class ModelCodec(Generic[M]):
         self._serializer = model.__pydantic_serializer__
         self._prefix: dict[str, bytes] = {}
         self._defaults = self.snapshot(model())
+        self._read_only: type[M] | None = None
 
     def _key_prefix(self, name: str) -> bytes:
         prefix = self._prefix.get(name)
@@ -50,6 +55,20 @@ class ModelCodec(Generic[M]):
     def new(self) -> M:
         """A session model with every field at its default."""
         return self._model()
+
+    def new_read_only(self) -> M:
+        """A default session whose attribute assignments raise ``SessionStoreUnavailable`` (503).
+
+        Served when the store is down and ``SESSION_ON_STORE_ERROR=degrade``; it is an instance of
+        the user's model class, so every ``isinstance`` check and type still holds.
+        """
+        if self._read_only is None:
+
+            def refuse(instance: BaseModel, name: str, value: Any) -> None:
+                raise SessionStoreUnavailable(READ_ONLY)
+
+            self._read_only = type(self._model.__name__, (self._model,), {"__setattr__": refuse})
+        return self._read_only()
 
     @property
     def defaults(self) -> Snapshot:

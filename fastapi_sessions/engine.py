@@ -77,6 +77,7 @@ class SessionEngine(Generic[M]):
         self.cookies = CookieWriter(settings)
         self.cookie_name = settings.cookie_name.encode("latin-1")
         self.version_check = settings.concurrency == "version_check"
+        self.degrade = settings.on_store_error == "degrade"
         self.max_age = settings.max_age
         self.max_size = settings.max_size
 
@@ -120,7 +121,10 @@ class SessionEngine(Generic[M]):
             except CorruptRecordError as exc:
                 state: SessionState[M] | str = f"is corrupt ({exc})"
             except Exception as exc:
-                raise SessionStoreUnavailable(self._failure("load a session", exc)) from exc
+                message = self._failure("load a session", exc)
+                if self.degrade:
+                    return SessionState(self.codec.new_read_only(), self.codec.defaults, degraded=True)
+                raise SessionStoreUnavailable(message) from exc
             else:
                 if record is None:
                     security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
@@ -172,6 +176,10 @@ class SessionEngine(Generic[M]):
         ``SessionTooLargeError``; in each case nothing is half-written and no cookie is sent.
         """
         current = self.codec.snapshot(state.model)
+        if state.degraded:
+            if current != state.baseline:
+                log.warning("Session changed while the store was down (degraded mode); not saved")
+            return _NOTHING
         if state.destroyed:
             if state.key is not None:
                 await self._call("delete a session", self.store.delete(state.key))

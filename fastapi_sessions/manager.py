@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 
 from .clock import Clock, SystemClock
-from .codec import ModelCodec
+from .codec import READ_ONLY, ModelCodec
 from .engine import SessionEngine
-from .exceptions import SessionNotInstalledError, SessionUsageError
+from .exceptions import SessionNotInstalledError, SessionStoreUnavailable, SessionUsageError
 from .hook import SessionHook
 from .session import SessionState
 from .settings import SessionSettings
@@ -91,6 +91,8 @@ class SessionManager(Generic[M]):
                 "This object is not a live session of this manager: pass the model that "
                 "get_session returned in the current request."
             )
+        if state.degraded:
+            raise SessionStoreUnavailable(READ_ONLY)
         return state
 
     def regenerate(self, session: M) -> None:

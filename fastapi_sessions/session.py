@@ -20,6 +20,7 @@ class SessionState(Generic[M]):
     __slots__ = (
         "__weakref__",
         "baseline",
+        "degraded",
         "destroyed",
         "expiry",
         "had_cookie",
@@ -41,6 +42,7 @@ class SessionState(Generic[M]):
         record: SessionRecord | None = None,
         had_cookie: bool = False,
         stale_key: bool = False,
+        degraded: bool = False,
     ) -> None:
         self.model = model
         self.baseline = baseline
@@ -51,6 +53,8 @@ class SessionState(Generic[M]):
         self.had_cookie = had_cookie
         self.stale_key = stale_key
         """The cookie was signed with a fallback key: re-issue it under the current one."""
+        self.degraded = degraded
+        """The store failed and SESSION_ON_STORE_ERROR=degrade: a read-only stand-in."""
         self.regenerate = False
         self.destroyed = False
         self.expiry: tuple[float | None] | None = None
