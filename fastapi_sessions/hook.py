@@ -42,11 +42,12 @@ def _error(status: int, detail: bytes, extra: list[tuple[bytes, bytes]]) -> list
 class _Exchange:
     """One request or WebSocket under the hook; ``state`` is set once the endpoint asks for it."""
 
-    __slots__ = ("_send", "blocked", "engine", "state")
+    __slots__ = ("_send", "blocked", "engine", "live", "state")
 
     def __init__(self, engine: SessionEngine[Any], send: Send) -> None:
         self.engine = engine
         self.state: SessionState[Any] | None = None
+        self.live: int | None = None
         self.blocked = False
         self._send = send
 
@@ -134,7 +135,11 @@ class SessionHook:
         if kind == "http" or kind == "websocket":
             exchange = _Exchange(self.manager.engine, send)
             scope[self.key] = exchange
-            await self.app(scope, receive, exchange.send)
+            try:
+                await self.app(scope, receive, exchange.send)
+            finally:
+                if exchange.live is not None:
+                    del self.manager.live[exchange.live]
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
         else:  # pragma: no cover - no other scope types exist today

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from datetime import timedelta
 from typing import Generic, TypeVar
 
@@ -53,7 +52,9 @@ class SessionManager(Generic[M]):
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model
         self.scope_key = f"fastapi_sessions.{id(self):x}"
-        self._states: weakref.WeakValueDictionary[int, SessionState[M]] = weakref.WeakValueDictionary()
+        # The sessions of requests in flight, by id() of their model: regenerate(session) & co. find
+        # their state here. The hook removes each entry when its request ends.
+        self.live: dict[int, SessionState[M]] = {}
 
     def install(self, app: FastAPI) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
@@ -80,12 +81,13 @@ class SessionManager(Generic[M]):
         if state is None:
             state = await self.engine.load(connection.scope["headers"])
             exchange.state = state
-            self._states[id(state.model)] = state
+            exchange.live = id(state.model)
+            self.live[exchange.live] = state
         model: M = state.model
         return model
 
     def _state(self, session: M) -> SessionState[M]:
-        state = self._states.get(id(session))
+        state = self.live.get(id(session))
         if state is None or state.model is not session:
             raise SessionUsageError(
                 "This object is not a live session of this manager: pass the model that "

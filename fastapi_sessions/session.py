@@ -18,7 +18,6 @@ class SessionState(Generic[M]):
     """One request's session. ``record``/``key`` are set when it was loaded from the store."""
 
     __slots__ = (
-        "__weakref__",
         "baseline",
         "degraded",
         "destroyed",
