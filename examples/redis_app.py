@@ -4,7 +4,7 @@ Usage:
     pip install -e '.[redis]' uvicorn
     export SESSION_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
     export SESSION_STORE_URL=redis://127.0.0.1:6379/0     # rediss://... for TLS
-    uvicorn examples.redis_app:app --workers 2
+    uvicorn --app-dir examples redis_app:app --workers 2
 
 Or hand the store a client you manage yourself (Sentinel master, Redis Cluster)::
 

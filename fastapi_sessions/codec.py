@@ -84,7 +84,8 @@ class ModelCodec(Generic[M]):
 
     def snapshot(self, model: M) -> Snapshot:
         """The model as JSON-ready Python data, keyed like the stored fields."""
-        data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True)
+        # round_trip: values valid as input again, and computed fields left out (they are derived).
+        data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
         return data
 
     def reset(self, model: M) -> None:

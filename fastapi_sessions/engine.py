@@ -7,7 +7,6 @@ changed, a cookie only when the browser's copy must change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -15,7 +14,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from .clock import Clock
-from .codec import ModelCodec
+from .codec import READ_ONLY, ModelCodec
 from .cookies import CookieWriter, cookie_values
 from .exceptions import (
     SessionConflictError,
@@ -178,7 +177,7 @@ class SessionEngine(Generic[M]):
         current = self.codec.snapshot(state.model)
         if state.degraded:
             if current != state.baseline:
-                log.warning("Session changed while the store was down (degraded mode); not saved")
+                raise SessionStoreError(READ_ONLY)
             return _NOTHING
         if state.destroyed:
             if state.key is not None:
@@ -294,7 +293,7 @@ class SessionEngine(Generic[M]):
 
     def _cookie(self, session_id: str, expires_at: float, persistent: bool) -> bytes:
         now = self.clock.time()
-        max_age = max(math.floor(expires_at - now), 0) if persistent else None
+        max_age = max(round(expires_at - now), 0) if persistent else None
         return self.cookies.set(self.signer.sign(session_id), max_age=max_age, now=now)
 
     @staticmethod

@@ -79,10 +79,6 @@ class _Exchange:
                 await self._replace(_error(409, b"Session conflict; retry the request.", []), exc)
                 return
             except SessionStoreError as exc:
-                if self.engine.degrade:  # opt-in: the response goes out, the change is lost
-                    log.error("Session not saved, store unavailable (degraded mode): %s", exc)
-                    await self._send({**message, "headers": headers})
-                    return
                 retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
                 await self._replace(_error(503, b"Session store unavailable.", retry), exc)
                 return

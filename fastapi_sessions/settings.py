@@ -23,6 +23,8 @@ KEY_HINT = (
     "and set it as SESSION_SECRET_KEY."
 )
 MIN_KEY_LENGTH = 32
+# A random key of 32+ characters has far more (token_hex: ~14, token_urlsafe: ~30).
+_MIN_DISTINCT = 8
 # Values copied from tutorials and templates; a key equal to one of them is public.
 _WELL_KNOWN_KEYS = frozenset(
     {
@@ -75,9 +77,10 @@ def _check_key(key: str, what: str) -> None:
         raise ValueError(
             f"{what} must be at least {MIN_KEY_LENGTH} characters (got {len(key)}). {KEY_HINT}"
         )
-    if _normalise(key) in _WELL_KNOWN:
+    # "changeme" padded to length ("changeme000...", "--changeme--...") is still "changeme".
+    if _normalise(key) in _WELL_KNOWN or _normalise(re.sub(r"(.)\1{3,}", "", key)) in _WELL_KNOWN:
         raise ValueError(f"{what} is a well-known example value, not a secret. {KEY_HINT}")
-    if len(set(key)) < 8:
+    if len(set(key)) < _MIN_DISTINCT:
         raise ValueError(f"{what} has too few distinct characters to be random. {KEY_HINT}")
 
 
@@ -90,6 +93,8 @@ class SessionSettings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        hide_input_in_errors=True,  # errors must never print a key
+        env_parse_none_str="",  # SESSION_IDLE_TIMEOUT= (empty) means unset, as it reads
     )
 
     secret_key: SecretStr | None = Field(
@@ -147,6 +152,8 @@ class SessionSettings(BaseSettings):
     @field_validator("secret_key_fallbacks", mode="before")
     @classmethod
     def _split_fallbacks(cls, value: object) -> object:
+        if value is None:
+            return []
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):

