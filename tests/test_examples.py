@@ -299,3 +299,31 @@ class TestCustomStoreExampleContract(StoreConformance):
         store = load_example("custom_store").CountingStore(MemoryStore(clock=clock))
         yield StoreHarness(store, clock.time, fake_wait(clock))
         await store.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_app_login_cart_logout_on_a_real_redis(
+    load_example: Loader,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server_url: str,
+    redis_prefix: str,
+) -> None:
+    pytest.importorskip("redis")
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    monkeypatch.setenv("SESSION_STORE_URL", redis_server_url)
+    monkeypatch.setenv("SESSION_STORE_PREFIX", redis_prefix)
+    module = load_example("redis_app")
+    from fastapi_sessions.stores.redis import RedisStore
+
+    assert isinstance(module.sessions.store, RedisStore)
+    async with client_for(module.app) as client:
+        login = await client.post("/login/5", follow_redirects=False)
+        assert login.status_code == 303
+        first = cookie_value(login)
+        assert (await client.post("/cart/tea")).json() == {"cart": ["tea"]}
+        assert (await client.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
+        logout = await client.post("/logout", follow_redirects=False)
+        assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+        assert (await replay(client, "/", first)).json() == {"user_id": None, "cart": []}
+    await module.sessions.store.aclose()
