@@ -28,10 +28,8 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[s
         for part in raw.split(b";"):
             part = part.strip()
             if part.startswith(prefix):
-                value = part[len(prefix) :]
-                if value[:1] == b'"' and value[-1:] == b'"' and len(value) >= 2:
-                    value = value[1:-1]
-                found.append(value.decode("latin-1"))
+                # Taken as sent: we never quote our cookie, so a quoted value is not ours.
+                found.append(part[len(prefix) :].decode("latin-1"))
                 if len(found) == MAX_VALUES:
                     return found
     return found

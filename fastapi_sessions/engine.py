@@ -131,10 +131,7 @@ class SessionEngine(Generic[M]):
                 state = self._adopt(verified, record)
             if isinstance(state, SessionState):
                 return state
-            if state:
-                security_log.warning("Session %s %s; discarded", ref(key), state)
-            else:
-                log.info("Session %s expired; starting anew", ref(key))
+            security_log.warning("Session %s %s; discarded", ref(key), state or "expired")
             try:
                 await self.store.delete(key)
             except Exception as exc:

@@ -84,8 +84,7 @@ class _Exchange:
                 return
             if commit.cookie is not None:
                 headers.append((_SET_COOKIE, commit.cookie))
-                if not any(name.lower() == _CACHE_CONTROL for name, _ in headers):
-                    headers.append((_CACHE_CONTROL, b"no-store"))
+                _forbid_caching_the_cookie(headers)
         await self._send({**message, "headers": headers})
 
     async def _accept_websocket(self, state: SessionState[Any], message: Message) -> None:
@@ -106,6 +105,18 @@ class _Exchange:
         self.blocked = True
         for message in messages:
             await self._send(message)
+
+
+def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
+    """No cache may store our Set-Cookie: add ``no-store``, or to the app's own Cache-Control
+    (``public, max-age=600``) add ``no-cache="Set-Cookie"``, which keeps its caching otherwise."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == _CACHE_CONTROL:
+            lowered = value.lower()
+            if b"no-store" not in lowered and b"private" not in lowered:
+                headers[index] = (name, value + b', no-cache="Set-Cookie"')
+            return
+    headers.append((_CACHE_CONTROL, b"no-store"))
 
 
 def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:

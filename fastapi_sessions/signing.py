@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -27,6 +28,8 @@ ID_LENGTH = 43  # len(secrets.token_urlsafe(32))
 # and is refused before any HMAC is computed.
 MAX_COOKIE_VALUE = 128
 _CACHE_SIZE = 10_000
+# id (43) . timestamp . SHA-256 signature (43 chars; the last one carries 4 bits, so 16 letters)
+_CANONICAL = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,12}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -95,7 +98,9 @@ class SessionSigner:
                 return hit[0]
             del self._verified[value]
             return None
-        if len(value) > MAX_COOKIE_VALUE or not value.isascii():
+        # Only the exact text we emit: itsdangerous' base64 decoding is lenient (extra '=', unused
+        # low bits), and every spelling would otherwise verify.
+        if len(value) > MAX_COOKIE_VALUE or not _CANONICAL.fullmatch(value):
             return None
         try:
             raw = self._current.unsign(value, max_age=self._max_age)

@@ -1,0 +1,976 @@
+"""The bad-input corpus of security.md part B (B.1 cookie header, B.2 signature, B.3 store contents).
+
+Every request is sent as raw ASGI headers (no cookie jar, no header normalisation). For each bad
+cookie: the handler answers 2xx and sees an anonymous session; a failed signature costs no store read;
+nothing is written unless the handler writes, and then under a fresh ID; a WARNING goes to
+``fastapi_sessions.security``; the input is never echoed back.
+"""
+
+# No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
+
+import base64
+import gzip
+import hashlib
+import hmac
+import json
+import logging
+import pathlib
+import pickle  # only to *build* a malicious payload; nothing here ever unpickles
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import anyio
+import pytest
+from fastapi import Depends, FastAPI
+from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
+from pydantic import BaseModel, ConfigDict
+
+from fastapi_sessions import SessionManager
+from fastapi_sessions.codec import ModelCodec
+from fastapi_sessions.signing import SALT, SessionSigner, new_session_id
+from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord
+from fastapi_sessions.testing import FakeClock, session_cookie, session_store_key
+
+from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
+
+pytestmark = pytest.mark.anyio
+
+SECURITY_LOGGER = "fastapi_sessions.security"
+OTHER_SECRET = "an0ther-app's-k3y-0123456789-ABCDEFGHIJKLMNOP"
+COOKIE = "session"
+Headers = list[tuple[bytes, bytes]]
+
+
+# -- raw ASGI client -----------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """What an ASGI app sent back for one request."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    error: BaseException | None = None
+
+    def header_values(self, name: str) -> list[bytes]:
+        wanted = name.lower().encode()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    @property
+    def set_cookies(self) -> list[str]:
+        return [value.decode("latin-1") for value in self.header_values("set-cookie")]
+
+    def cookie(self, name: str = COOKIE) -> str | None:
+        """The value our Set-Cookie carries for ``name``, or None."""
+        for header in self.set_cookies:
+            key, _, rest = header.partition("=")
+            if key == name:
+                return rest.split(";", 1)[0]
+        return None
+
+    def raw(self) -> bytes:
+        """Everything the client receives: status line stand-in, headers and body."""
+        return b"\n".join([*(k + b": " + v for k, v in self.headers), self.body])
+
+
+async def call(
+    app: Any,
+    method: str,
+    path: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    query: bytes = b"",
+) -> Reply:
+    """Send one HTTP request to ``app`` with exactly these raw headers; never raises."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("203.0.113.9", 50000),
+        "server": ("testserver", 443),
+        "state": {},
+    }
+    done = anyio.Event()
+    request_sent = False
+    status = 0
+    response_headers: Headers = []
+    body = bytearray()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal request_sent
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            response_headers.extend((bytes(k), bytes(v)) for k, v in message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    error: BaseException | None = None
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:  # the app crashed: a test asserts on it
+        error = exc
+    done.set()
+    return Reply(status, response_headers, bytes(body), error)
+
+
+def cookie_header(*pairs: str | bytes) -> tuple[bytes, bytes]:
+    """One raw ``Cookie`` header joining ``pairs`` with '; '."""
+    parts = [p if isinstance(p, bytes) else p.encode("latin-1") for p in pairs]
+    return (b"cookie", b"; ".join(parts))
+
+
+# -- a store that counts, and the app ------------------------------------------------------------
+
+
+class CountingStore:
+    """A proxy over any store: forwards the six methods and counts the calls, by method and key."""
+
+    WRITES = ("create", "update", "rename", "delete")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.keys: list[tuple[str, str]] = []
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.keys.clear()
+
+    def writes(self) -> int:
+        return sum(self.calls[name] for name in self.WRITES)
+
+    def _note(self, what: str, key: str) -> None:
+        self.calls[what] += 1
+        self.keys.append((what, key))
+
+    async def load(self, key: str, *, touch: float | None = None) -> Any:
+        self._note("load", key)
+        return await self.inner.load(key, touch=touch)
+
+    async def create(self, key: str, record: Any, *, ttl: float) -> Any:
+        self._note("create", key)
+        return await self.inner.create(key, record, ttl=ttl)
+
+    async def update(self, key: str, change: Any, *, ttl: float, expected_version: Any = None) -> Any:
+        self._note("update", key)
+        return await self.inner.update(key, change, ttl=ttl, expected_version=expected_version)
+
+    async def rename(
+        self, old_key: str, new_key: str, change: Any, *, ttl: float, expected_version: Any = None
+    ) -> Any:
+        self._note("rename", old_key)
+        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected_version=expected_version)
+
+    async def delete(self, key: str) -> None:
+        self._note("delete", key)
+        await self.inner.delete(key)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def build_app(manager: SessionManager[Any], model: type[BaseModel] = UserSession) -> tuple[FastAPI, list]:
+    """Routes that record what the handler saw: /read (read-only), /write, /login/{id}, /logout."""
+    seen: list[dict[str, Any]] = []
+    app = FastAPI()
+    manager.install(app)
+    Session = Annotated[model, Depends(manager.get_session)]
+
+    @app.get("/bare")
+    async def bare() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/read")
+    async def read(session: Session) -> dict[str, bool]:
+        seen.append(session.model_dump())
+        return {"ok": True}
+
+    @app.post("/write")
+    async def write(session: Session) -> dict[str, bool]:
+        seen.append(session.model_dump())
+        session.prefs["w"] = "1"
+        return {"ok": True}
+
+    @app.post("/login/{user_id}")
+    async def login(user_id: int, session: Session) -> dict[str, bool]:
+        seen.append(session.model_dump())
+        manager.regenerate(session)
+        session.user_id = user_id
+        return {"ok": True}
+
+    @app.post("/logout")
+    async def logout(session: Session) -> dict[str, bool]:
+        seen.append(session.model_dump())
+        manager.destroy(session)
+        return {"ok": True}
+
+    return app, seen
+
+
+@dataclass
+class Env:
+    clock: FakeClock
+    inner: MemoryStore
+    store: CountingStore
+    manager: SessionManager[Any]
+    app: FastAPI
+    seen: list[dict[str, Any]]
+    anon: dict[str, Any]
+    seeded: dict[str, str] = field(default_factory=dict)  # session id -> cookie value
+
+    def sign(self, session_id: str) -> str:
+        return session_cookie(self.manager, session_id)
+
+    async def seed(self, user_id: int = 1, fields: dict[str, bytes] | None = None) -> tuple[str, str]:
+        """A live session in the store; returns ``(session_id, cookie_value)``."""
+        session_id = new_session_id()
+        await self.plant(session_id, fields or {"user_id": str(user_id).encode()})
+        cookie = self.sign(session_id)
+        self.seeded[session_id] = cookie
+        return session_id, cookie
+
+    async def plant(
+        self, session_id: str, fields: dict[str, bytes], meta: SessionMeta | None = None
+    ) -> str:
+        """Write ``fields`` (and ``meta``) straight into the store, as if the store still held it."""
+        now = self.clock.time()
+        max_age = self.manager.settings.max_age
+        key = session_store_key(session_id)
+        good = SessionMeta(now, now + max_age)
+        await self.inner.create(key, SessionRecord(dict(fields), good), ttl=max_age)
+        if meta is not None:  # tampered metadata while the store's own TTL remains (e.g. Redis)
+            entry = self.inner._data[key]
+            entry.meta = meta
+            entry.deadline = self.clock.monotonic() + 100 * max_age
+        return key
+
+    def new_env(self, **settings: Any) -> "Env":
+        return make_env(self.clock, self.inner, model=self.manager.model, **settings)
+
+
+def make_env(
+    clock: FakeClock, inner: MemoryStore, model: type[BaseModel] = UserSession, **settings: Any
+) -> Env:
+    store = CountingStore(inner)
+    manager = SessionManager(model, settings=make_settings(**settings), store=store, clock=clock)
+    app, seen = build_app(manager, model)
+    return Env(clock, inner, store, manager, app, seen, model().model_dump())
+
+
+@pytest.fixture
+def env(clock: FakeClock, store: MemoryStore, caplog: pytest.LogCaptureFixture) -> Env:
+    caplog.set_level(logging.DEBUG, logger="fastapi_sessions")
+    return make_env(clock, store)
+
+
+def security_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == SECURITY_LOGGER and r.levelno >= logging.WARNING]
+
+
+def id_of(cookie_value: str) -> str:
+    return cookie_value.split(".", 1)[0]
+
+
+def assert_not_echoed(reply: Reply, presented: Sequence[str]) -> None:
+    raw = reply.raw()
+    for value in presented:
+        encoded = value.encode("utf-8", "surrogateescape") if value else b""
+        if len(encoded) >= 8:
+            assert encoded not in raw, "the presented cookie value was echoed in the response"
+    for _, value in reply.headers:
+        assert b"\r" not in value
+        assert b"\n" not in value
+
+
+async def assert_rejected(
+    env: Env,
+    caplog: pytest.LogCaptureFixture,
+    headers: Headers,
+    presented: Sequence[str] = (),
+    *,
+    warns: bool = True,
+    signature_fails: bool = True,
+) -> None:
+    """The default outcome of security.md B for one bad request, on a read-only and a writing route."""
+    presented_ids = {id_of(v) for v in presented} | set(env.seeded)
+    before = len(env.inner)
+
+    # read-only route
+    env.store.reset()
+    caplog.clear()
+    reply = await call(env.app, "GET", "/read", headers)
+    assert reply.error is None, f"the app crashed: {reply.error!r}"
+    assert 200 <= reply.status < 300, reply.status
+    assert env.seen[-1] == env.anon, "the handler must see an anonymous session"
+    if signature_fails:
+        assert env.store.calls["load"] == 0, "no store read for a cookie that fails its signature"
+    assert env.store.writes() == 0, f"a read-only request wrote to the store: {env.store.keys}"
+    assert reply.cookie() is None or reply.cookie() == '""', "no session cookie issued on a read"
+    assert len(env.inner) == before
+    if warns:
+        assert security_warnings(caplog), f"no WARNING on {SECURITY_LOGGER}"
+    else:
+        assert not security_warnings(caplog)
+    assert_not_echoed(reply, presented)
+
+    # writing route
+    env.store.reset()
+    caplog.clear()
+    reply = await call(env.app, "POST", "/write", headers)
+    assert reply.error is None, f"the app crashed: {reply.error!r}"
+    assert 200 <= reply.status < 300, reply.status
+    assert env.seen[-1] == env.anon, "the handler must see an anonymous session"
+    if signature_fails:
+        assert env.store.calls["load"] == 0, "no store read for a cookie that fails its signature"
+    assert env.store.calls["create"] == 1
+    assert env.store.calls["update"] == env.store.calls["rename"] == 0
+    issued = reply.cookie()
+    assert issued is not None, "a write must set a cookie"
+    verified = env.manager.engine.signer.verify(issued)
+    assert verified is not None
+    assert verified.session_id not in presented_ids, "a write must get a freshly generated ID"
+    for session_id in {id_of(v) for v in presented} - set(env.seeded):
+        assert session_store_key(session_id) not in env.inner._data, "a presented ID was adopted"
+    assert_not_echoed(reply, presented)
+    if warns:
+        assert security_warnings(caplog)
+
+
+# -- B.1 cookie header and value -----------------------------------------------------------------
+
+
+async def test_control_a_valid_cookie_is_accepted(env: Env) -> None:
+    """The baseline every rejection below is measured against."""
+    _, cookie = await env.seed(user_id=42)
+    reply = await call(env.app, "GET", "/read", [cookie_header(f"session={cookie}")])
+    assert reply.status == 200
+    assert env.seen[-1]["user_id"] == 42
+    assert env.store.calls["load"] == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([], id="missing"),
+        pytest.param([(b"cookie", b"")], id="empty-header"),
+        pytest.param([(b"cookie", b"session")], id="name-without-equals"),
+        pytest.param([(b"cookie", b"=garbage-value-0123")], id="empty-name"),
+        pytest.param([(b"cookie", b"n" * 4096 + b"=x")], id="4kb-foreign-name"),
+        pytest.param([(b"cookie", b"; ; ;")], id="only-separators"),
+    ],
+)
+async def test_no_session_cookie_at_all(
+    env: Env, caplog: pytest.LogCaptureFixture, headers: Headers
+) -> None:
+    # Nothing under our name was sent, so there is nothing to warn about.
+    await assert_rejected(env, caplog, headers, [], warns=False)
+
+
+async def test_empty_name_with_a_valid_value_is_not_our_cookie(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, cookie = await env.seed()
+    await assert_rejected(env, caplog, [cookie_header(f"={cookie}")], [cookie], warns=False)
+
+
+async def test_empty_value(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    await assert_rejected(env, caplog, [cookie_header("session=")])
+
+
+GARBAGE_VALUES: dict[str, bytes] = {
+    "octal-escape": b'"a\\073b"',
+    "lone-quote": b'"',
+    "backslash": b"a\\b",
+    "comma": b"a,b",
+    "dotdot-path": b"../x",
+    "slash-path": b"a/b/c",
+    "backslash-path": b"a\\b\\c",
+    "glob-star": b"*",
+    "glob-mixed": b"?[a-z]*",
+    "prefix-other": b"session:other",
+    "non-ascii-e-acute": "caf\u00e9".encode(),
+    "emoji": "\U0001f36a".encode(),
+    "latin1-invalid-utf8": b"\xe9\xff\xfe\xc3",
+    "nul": b"\x00",
+    "del": b"\x7f",
+    "bare-uuid": str(uuid.UUID(int=0x1234567890ABCDEF1234567890ABCDEF)).encode(),
+    "one": b"1",
+    "overlong-1240": b"k" * 1240,
+    "size-4097": b"a" * 4097,
+    "size-8k": b"b" * 8192,
+    "size-100k": b"c" * 100_000,
+}
+
+
+@pytest.mark.parametrize("value", GARBAGE_VALUES.values(), ids=GARBAGE_VALUES.keys())
+async def test_garbage_value(env: Env, caplog: pytest.LogCaptureFixture, value: bytes) -> None:
+    await assert_rejected(env, caplog, [(b"cookie", b"session=" + value)], [value.decode("latin-1")])
+    if value == b'"a\\073b"':
+        assert b"a;b" not in (await call(env.app, "GET", "/read", [(b"cookie", b"session=" + value)])).raw()
+
+
+def _other_app_cookies() -> dict[str, str]:
+    flask = URLSafeTimedSerializer(OTHER_SECRET, salt="cookie-session").dumps({"user_id": 1})
+    flask_same_key = URLSafeTimedSerializer(SECRET, salt="cookie-session").dumps({"user_id": 1})
+    payload = base64.b64encode(json.dumps({"user_id": 1}).encode())
+    starlette = TimestampSigner(OTHER_SECRET).sign(payload).decode()
+    starlette_same_key = TimestampSigner(SECRET).sign(payload).decode()
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": "1", "exp": 4_000_000_000}).encode())
+    mac = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    jwt = f"{head}.{body}.{b64(mac)}"
+    return {
+        "flask": flask,
+        "flask-same-key": flask_same_key,
+        "starlette": starlette,
+        "starlette-same-key": starlette_same_key,
+        "jwt-hs256-same-key": jwt,
+    }
+
+
+OTHER_APP_COOKIES = _other_app_cookies()
+
+
+@pytest.mark.parametrize("value", OTHER_APP_COOKIES.values(), ids=OTHER_APP_COOKIES.keys())
+async def test_another_apps_cookie_under_our_name(
+    env: Env, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    assert value.startswith("eyJ") or "." in value
+    await assert_rejected(env, caplog, [cookie_header(f"session={value}")], [value])
+
+
+def _mangle(kind: str, cookie: str) -> bytes:
+    """A valid cookie value with one charset, quoting or padding defect."""
+    head, ts, sig = cookie.split(".")
+    return {
+        "quoted": f'"{cookie}"',
+        "padded": f" {cookie} ",
+        "leading-space": f" {cookie}",
+        "leading-tab": f"\t{cookie}",
+        "crlf-inside": f"{head}.{ts}\r\n.{sig}",
+        "crlf-header-injection": f"{cookie}\r\nX-Injected: 1",
+        "tab-inside": f"{head}\t.{ts}.{sig}",
+        "nul-appended": f"{cookie}\x00",
+        "nul-inside": f"{head}\x00.{ts}.{sig}",
+        "del-appended": f"{cookie}\x7f",
+        "non-ascii-appended": f"{cookie}\u00e9",
+        "percent-encoded": cookie.replace(".", "%2E").replace("-", "%2D"),
+        "base64-pad-1": f"{cookie}=",
+        "base64-pad-2": f"{cookie}==",
+        "base64-pad-3": f"{cookie}===",
+        "comma-appended": f"{cookie},x",
+        "quote-appended": f'{cookie}"',
+    }[kind].encode("utf-8")
+
+
+MANGLES = [
+    "quoted",
+    "padded",
+    "leading-space",
+    "leading-tab",
+    "crlf-inside",
+    "crlf-header-injection",
+    "tab-inside",
+    "nul-appended",
+    "nul-inside",
+    "del-appended",
+    "non-ascii-appended",
+    "percent-encoded",
+    "base64-pad-1",
+    "base64-pad-2",
+    "base64-pad-3",
+    "comma-appended",
+    "quote-appended",
+]
+
+
+@pytest.mark.parametrize("kind", MANGLES)
+async def test_mangled_valid_cookie(env: Env, caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    """A live session's cookie, altered in transit: it is not that session any more."""
+    _, cookie = await env.seed(user_id=7)
+    value = _mangle(kind, cookie)
+    await assert_rejected(env, caplog, [(b"cookie", b"session=" + value)], [value.decode("utf-8")])
+
+
+async def test_unsigned_raw_id_of_a_live_session(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    session_id, _ = await env.seed()
+    await assert_rejected(env, caplog, [cookie_header(f"session={session_id}")], [session_id])
+
+
+async def test_thousand_cookies_under_our_name(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    values = [f"junk{i:04d}-{'x' * 8}" for i in range(1000)]
+    await assert_rejected(env, caplog, [cookie_header(*(f"session={v}" for v in values))], values[:4])
+
+
+async def test_thousand_foreign_cookies_then_a_garbage_one(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    pairs = [f"c{i}=v{i}" for i in range(1000)] + ["session=garbage-at-the-end"]
+    await assert_rejected(env, caplog, [cookie_header(*pairs)], ["garbage-at-the-end"])
+
+
+# -- B.1.3 the same name more than once ----------------------------------------------------------
+
+
+def _duplicates(layout: str, first: str, second: str) -> Headers:
+    if layout == "one-header":
+        return [cookie_header(f"session={first}", "other=1", f"session={second}")]
+    return [cookie_header(f"session={first}"), (b"x-other", b"1"), cookie_header(f"session={second}")]
+
+
+@pytest.mark.parametrize("layout", ["one-header", "two-headers"])
+@pytest.mark.parametrize(
+    ("order", "winner"),
+    [
+        (("A", "garbage"), "A"),
+        (("garbage", "A"), "A"),
+        (("A", "B"), "A"),
+        (("B", "A"), "B"),
+        (("unknown", "A"), "A"),
+        (("A", "unknown"), "A"),
+        (("garbage", "garbage"), None),
+        (("unknown", "garbage"), None),
+    ],
+    ids=lambda v: "+".join(v) if isinstance(v, tuple) else str(v),
+)
+async def test_duplicate_cookie_names(
+    env: Env,
+    caplog: pytest.LogCaptureFixture,
+    layout: str,
+    order: tuple[str, str],
+    winner: str | None,
+) -> None:
+    """The first value that verifies *and* exists in the store wins; the duplicate is logged."""
+    _, a = await env.seed(user_id=101)
+    _, b = await env.seed(user_id=202)
+    unknown = env.sign(new_session_id())
+    values = {"A": a, "B": b, "garbage": "eyJnYXJiYWdlIjp0cnVlfQ.garbage.garbage", "unknown": unknown}
+    headers = _duplicates(layout, values[order[0]], values[order[1]])
+    if winner is None:
+        await assert_rejected(
+            env, caplog, headers, [values[o] for o in order], signature_fails="unknown" not in order
+        )
+        return
+    env.store.reset()
+    caplog.clear()
+    reply = await call(env.app, "GET", "/read", headers)
+    assert reply.error is None
+    assert reply.status == 200
+    assert env.seen[-1]["user_id"] == {"A": 101, "B": 202}[winner]
+    assert env.store.writes() == 0
+    assert reply.cookie() is None
+    assert any("cookies named" in r.getMessage() for r in security_warnings(caplog)), (
+        "the duplicate must be logged"
+    )
+    assert_not_echoed(reply, [values[o] for o in order])
+
+
+# -- B.2 signature and timestamp -----------------------------------------------------------------
+
+
+def _flip_char(text: str, index: int, bit: int = 1) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    char = text[index]
+    flipped = alphabet[alphabet.index(char) ^ bit] if char in alphabet else chr(ord(char) ^ bit)
+    return text[:index] + flipped + text[index + 1 :]
+
+
+def _flip_sig_byte(sig: str, byte: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    raw[byte] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def _b64int(n: int) -> str:
+    return (
+        base64.urlsafe_b64encode(n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")).rstrip(b"=").decode()
+    )
+
+
+def _signer(keys: list[str], clock: FakeClock, max_age: int = 14 * 24 * 3600) -> SessionSigner:
+    return SessionSigner(keys, max_age=max_age, clock=clock)
+
+
+async def _tampered(kind: str, env: Env) -> str:
+    """A bad cookie value of ``kind``, built from live sessions of ``env``."""
+    id_a, a = await env.seed(user_id=1)
+    _, b = await env.seed(user_id=2)
+    head, ts, sig = a.split(".")
+    now = env.clock.time()
+    max_age = env.manager.settings.max_age
+    fresh = new_session_id()
+    plain = Signer(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+    if kind == "flip-id-first":
+        return f"{_flip_char(head, 0)}.{ts}.{sig}"
+    if kind == "flip-id-last":
+        return f"{_flip_char(head, len(head) - 1)}.{ts}.{sig}"
+    if kind == "flip-timestamp":
+        return f"{head}.{_flip_char(ts, 2)}.{sig}"
+    if kind == "flip-signature-first-byte":
+        return f"{head}.{ts}.{_flip_sig_byte(sig, 0)}"
+    if kind == "flip-signature-last-byte":
+        return f"{head}.{ts}.{_flip_sig_byte(sig, 31)}"
+    if kind == "truncated-signature":
+        return f"{head}.{ts}.{sig[:-4]}"
+    if kind == "signature-removed-trailing-dot":
+        return f"{head}.{ts}."
+    if kind == "signature-removed":
+        return f"{head}.{ts}"
+    if kind == "id-only":
+        return head
+    if kind == "extra-segment-after":
+        return f"{a}.extra"
+    if kind == "extra-segment-before":
+        return f"x.{a}"
+    if kind == "empty-segment":
+        return f"{head}..{ts}.{sig}"
+    if kind == "splice-id-a-sig-b":
+        return f"{head}.{ts}.{b.split('.')[2]}"
+    if kind == "splice-id-b-rest-a":
+        return f"{b.split('.')[0]}.{ts}.{sig}"
+    if kind == "wrong-key":
+        return _signer([OTHER_SECRET], env.clock).sign(id_a)
+    if kind == "rotated-out-key":
+        return _signer([OLD_SECRET], env.clock).sign(id_a)
+    if kind == "same-key-other-salt":
+        signer = TimestampSigner(SECRET, salt=b"csrf", key_derivation="hmac", digest_method=hashlib.sha256)
+        return signer.sign(id_a).decode()
+    if kind == "same-key-itsdangerous-defaults":  # SHA-1 and django-concat, same salt
+        return TimestampSigner(SECRET, salt=SALT).sign(id_a).decode()
+    if kind == "same-key-sha512":
+        signer = TimestampSigner(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha512)
+        return signer.sign(id_a).decode()
+    if kind == "same-key-concat-derivation":
+        signer = TimestampSigner(SECRET, salt=SALT, key_derivation="concat", digest_method=hashlib.sha256)
+        return signer.sign(id_a).decode()
+    if kind == "timestamp-older-than-max-age":
+        return _signer([SECRET], FakeClock(now - max_age - 1)).sign(id_a)
+    if kind == "timestamp-future-1h":
+        return _signer([SECRET], FakeClock(now + 3600)).sign(id_a)
+    if kind == "timestamp-zero":
+        return plain.sign(f"{id_a}.{_b64int(0)}").decode()
+    if kind == "timestamp-empty":
+        return _signer([SECRET], FakeClock(0)).sign(id_a)
+    if kind == "timestamp-huge":
+        return plain.sign(f"{id_a}.{_b64int(2**70)}").decode()
+    if kind == "timestamp-malformed":
+        return plain.sign(f"{id_a}.!!!!").decode()
+    if kind == "timestamp-negative-text":
+        return plain.sign(f"{id_a}.-1").decode()
+    if kind == "payload-empty":
+        return _signer([SECRET], env.clock).sign("")
+    if kind == "payload-nul":
+        return _signer([SECRET], env.clock).sign("\x00")
+    if kind == "payload-nul-id-length":
+        return _signer([SECRET], env.clock).sign("a" * 42 + "\x00")
+    if kind == "payload-600-chars":
+        return _signer([SECRET], env.clock).sign("A" * 600)
+    if kind == "payload-non-ascii":
+        return _signer([SECRET], env.clock).sign("\u00e9" * 43)
+    if kind == "payload-short":
+        return _signer([SECRET], env.clock).sign("1")
+    if kind == "payload-id-plus-one":
+        return _signer([SECRET], env.clock).sign(fresh + "A")
+    if kind == "payload-id-with-slash":
+        return _signer([SECRET], env.clock).sign(fresh[:-1] + "/")
+    if kind == "payload-id-with-dot":
+        return _signer([SECRET], env.clock).sign(fresh[:-1] + ".")
+    raise AssertionError(kind)
+
+
+TAMPERED = [
+    "flip-id-first",
+    "flip-id-last",
+    "flip-timestamp",
+    "flip-signature-first-byte",
+    "flip-signature-last-byte",
+    "truncated-signature",
+    "signature-removed-trailing-dot",
+    "signature-removed",
+    "id-only",
+    "extra-segment-after",
+    "extra-segment-before",
+    "empty-segment",
+    "splice-id-a-sig-b",
+    "splice-id-b-rest-a",
+    "wrong-key",
+    "rotated-out-key",
+    "same-key-other-salt",
+    "same-key-itsdangerous-defaults",
+    "same-key-sha512",
+    "same-key-concat-derivation",
+    "timestamp-older-than-max-age",
+    "timestamp-future-1h",
+    "timestamp-zero",
+    "timestamp-empty",
+    "timestamp-huge",
+    "timestamp-malformed",
+    "timestamp-negative-text",
+    "payload-empty",
+    "payload-nul",
+    "payload-nul-id-length",
+    "payload-600-chars",
+    "payload-non-ascii",
+    "payload-short",
+    "payload-id-plus-one",
+    "payload-id-with-slash",
+    "payload-id-with-dot",
+]
+
+
+@pytest.mark.parametrize("kind", TAMPERED)
+async def test_bad_signature_or_timestamp(env: Env, caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    value = await _tampered(kind, env)
+    raw = value.encode("utf-8")
+    await assert_rejected(env, caplog, [(b"cookie", b"session=" + raw)], [value])
+
+
+async def test_every_single_bit_flip_of_the_cookie_text_is_rejected(env: Env) -> None:
+    """Flip each bit of each base64 character (6 bits per character) of a valid cookie value.
+
+    Catches a signature that verifies under more than one spelling (non-canonical base64).
+    """
+    _, cookie = await env.seed()
+    signer = _signer([SECRET], env.clock)
+    accepted = []
+    for index, char in enumerate(cookie):
+        if char == ".":
+            continue
+        for bit in (1, 2, 4, 8, 16, 32):
+            variant = _flip_char(cookie, index, bit)
+            if signer.verify(variant) is not None:
+                accepted.append((index, bit, variant[-3:]))
+    assert accepted == [], f"altered cookie values that still verify: {accepted}"
+
+
+async def test_old_key_still_in_fallbacks_is_accepted_and_reissued_on_a_read(env: Env) -> None:
+    session_id, _ = await env.seed(user_id=5)
+    old_cookie = _signer([OLD_SECRET], env.clock).sign(session_id)
+    rotated = env.new_env(secret_key=SECRET, secret_key_fallbacks=[OLD_SECRET])
+    reply = await call(rotated.app, "GET", "/read", [cookie_header(f"session={old_cookie}")])
+    assert reply.status == 200
+    assert rotated.seen[-1]["user_id"] == 5, "an old key still listed must be accepted"
+    reissued = reply.cookie()
+    assert reissued is not None, "a read-only request must still re-issue under the new key"
+    assert reissued != old_cookie
+    assert _signer([SECRET], env.clock).verify(reissued) is not None, "re-issued under the new key"
+    assert _signer([OLD_SECRET], env.clock).verify(reissued) is None
+    assert id_of(reissued) == session_id
+    assert rotated.store.writes() == 0, "re-signing needs no store write"
+    assert b"no-store" in b",".join(reply.header_values("cache-control"))
+
+
+async def test_valid_signature_on_a_nonexistent_id_is_never_adopted(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    chosen = new_session_id()  # attacker-chosen, validly signed, never issued
+    value = env.sign(chosen)
+    await assert_rejected(env, caplog, [cookie_header(f"session={value}")], [value], signature_fails=False)
+    assert session_store_key(chosen) not in env.inner._data, "strict mode: never store the presented ID"
+
+
+async def test_valid_signature_on_a_destroyed_sessions_id(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    login = await call(env.app, "POST", "/login/9")
+    cookie = login.cookie()
+    assert cookie is not None
+    logout = await call(env.app, "POST", "/logout", [cookie_header(f"session={cookie}")])
+    assert logout.status == 200
+    await assert_rejected(
+        env, caplog, [cookie_header(f"session={cookie}")], [cookie], signature_fails=False
+    )
+    assert session_store_key(id_of(cookie)) not in env.inner._data
+
+
+async def test_valid_signature_on_the_pre_regeneration_id(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = (await call(env.app, "POST", "/write")).cookie()
+    assert first is not None
+    second = (await call(env.app, "POST", "/login/3", [cookie_header(f"session={first}")])).cookie()
+    assert second is not None
+    assert id_of(second) != id_of(first)
+    await assert_rejected(env, caplog, [cookie_header(f"session={first}")], [first], signature_fails=False)
+    assert session_store_key(id_of(first)) not in env.inner._data
+
+
+# -- B.3 store contents --------------------------------------------------------------------------
+
+
+class StrictSession(BaseModel):
+    """A model that forbids unknown fields and has an enum-like field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: int | None = None
+    cart: list[str] = []
+    prefs: dict[str, str] = {}
+    role: Literal["user", "admin"] = "user"
+
+
+class _Exploit:
+    """Unpickling this creates ``path``: proof that a payload ran."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (pathlib.Path.touch, (self.path,))
+
+
+def _corpus(marker: pathlib.Path) -> dict[str, dict[str, bytes]]:
+    payload = pickle.dumps(_Exploit(marker))
+    return {
+        "empty-bytes": {"user_id": b""},
+        "null-for-list": {"cart": b"null"},
+        "list-for-int": {"user_id": b"[]"},
+        "str-for-list": {"cart": b'"str"'},
+        "int-for-list": {"cart": b"123"},
+        "truncated-json": {"cart": b'["a","b'},
+        "invalid-utf8": {"cart": b'["\xff\xfe"]'},
+        "bom-json": {"cart": b'\xef\xbb\xbf["a"]'},
+        "gzip": {"cart": gzip.compress(b'["a"]')},
+        "msgpack": {"cart": b"\x91\xa1a"},
+        "wrong-type": {"user_id": b'"abc"'},
+        "extra-field": {"user_id": b"1", "is_admin": b"true"},
+        "enum-out-of-range": {"role": b'"root"'},
+        "other-schema": {"uid": b"1", "roles": b'["admin"]'},
+        "one-good-one-bad-field": {"user_id": b"7", "cart": b"123"},
+        "pickle": {"user_id": payload, "cart": payload},
+        "nesting-100k": {"cart": b"[" * 100_000 + b"]" * 100_000},
+        "string-10mb": {"cart": b'["' + b"a" * (10 * 1024 * 1024) + b'"]'},
+    }
+
+
+@pytest.fixture
+def strict_env(clock: FakeClock, store: MemoryStore, caplog: pytest.LogCaptureFixture) -> Env:
+    caplog.set_level(logging.DEBUG, logger="fastapi_sessions")
+    return make_env(clock, store, model=StrictSession)
+
+
+CORPUS_NAMES = list(_corpus(pathlib.Path("unused")))
+
+
+async def _assert_record_discarded(
+    env: Env, caplog: pytest.LogCaptureFixture, fields: dict[str, bytes], meta: SessionMeta | None = None
+) -> None:
+    for route, method in (("/read", "GET"), ("/write", "POST")):
+        session_id = new_session_id()
+        key = await env.plant(session_id, fields, meta)
+        cookie = env.sign(session_id)
+        env.store.reset()
+        caplog.clear()
+        reply = await call(env.app, method, route, [cookie_header(f"session={cookie}")])
+        assert reply.error is None, f"the app crashed: {reply.error!r}"
+        assert 200 <= reply.status < 300, reply.status
+        assert env.seen[-1] == env.anon, "a bad record must give an anonymous session"
+        assert security_warnings(caplog), f"no WARNING on {SECURITY_LOGGER}"
+        assert key not in env.inner._data, "the bad record must be deleted"
+        assert ("delete", key) in env.store.keys
+        assert_not_echoed(reply, [cookie])
+        if method == "POST":
+            issued = reply.cookie()
+            assert issued is not None
+            assert id_of(issued) != session_id, "a write after a bad record gets a fresh ID"
+            assert env.store.calls["create"] == 1
+            assert env.store.calls["update"] == env.store.calls["rename"] == 0
+        else:
+            assert [k for k in env.store.keys if k[0] != "load"] == [("delete", key)]
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+async def test_bad_store_contents(
+    strict_env: Env,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    marker = tmp_path / "pwned"
+    fields = _corpus(marker)[name]
+    decoded: list[int] = []
+    original = ModelCodec.decode
+
+    def spy(self: Any, stored: Any) -> Any:
+        decoded.append(sum(len(v) for v in stored.values()))
+        return original(self, stored)
+
+    monkeypatch.setattr(ModelCodec, "decode", spy)
+    await _assert_record_discarded(strict_env, caplog, fields)
+    assert not marker.exists(), "the pickle payload ran"
+    if name in ("string-10mb", "nesting-100k"):
+        assert decoded == [], "an oversized record must be refused by size, before any parsing"
+
+
+async def test_deep_nesting_within_the_size_limit_is_corrupt_not_a_crash(
+    strict_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = strict_env.new_env(max_size=1_000_000)
+    fields = {"cart": b"[" * 100_000 + b"]" * 100_000}
+    await _assert_record_discarded(env, caplog, fields)
+    fields = {"prefs": b'{"a":' * 50_000 + b"1" + b"}" * 50_000}
+    await _assert_record_discarded(env, caplog, fields)
+
+
+async def test_created_at_in_the_future(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    now = env.clock.time()
+    meta = SessionMeta(now + 3600, now + 3600 + env.manager.settings.max_age)
+    await _assert_record_discarded(env, caplog, {"user_id": b"1"}, meta)
+
+
+async def test_expires_at_in_the_past_while_the_store_ttl_remains(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = env.clock.time()
+    meta = SessionMeta(now - 100, now - 1)
+    await _assert_record_discarded(env, caplog, {"user_id": b"1"}, meta)
+
+
+async def test_expires_at_beyond_max_age_never_extends_the_life(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = env.new_env(max_age=100)
+    now = env.clock.time()
+    session_id = new_session_id()
+    key = await env.plant(session_id, {"user_id": b"1"}, SessionMeta(now, now + 1_000_000))
+    first_cookie = env.sign(session_id)
+    reply = await call(env.app, "GET", "/read", [cookie_header(f"session={first_cookie}")])
+    assert reply.status == 200  # clamped or rejected: both are fine while within SESSION_MAX_AGE
+    env.clock.advance(101)  # past SESSION_MAX_AGE, far before the forged expires_at
+    # The original cookie is older than max_age; a cookie re-signed later (regenerate, set_expiry,
+    # key rotation all re-sign with a fresh timestamp) still verifies: neither may reach the session.
+    for cookie in (first_cookie, env.sign(session_id)):
+        caplog.clear()
+        env.store.reset()
+        reply = await call(env.app, "GET", "/read", [cookie_header(f"session={cookie}")])
+        assert reply.error is None
+        assert reply.status == 200
+        assert env.seen[-1] == env.anon, "a forged expires_at must not outlive SESSION_MAX_AGE"
+        assert security_warnings(caplog), f"no WARNING on {SECURITY_LOGGER}"
+    assert key not in env.inner._data, "the dead record must be deleted"
