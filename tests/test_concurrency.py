@@ -1,213 +1,146 @@
-"""Concurrent requests on one session really overlap here: both load before either commits.
+"""Concurrent requests on one session, really overlapping, on every store (security.md D-T1..D-T5).
 
-Covers security.md D-T1..D-T5: no lost update across fields, last-writer-wins or 409 on one field, no
-resurrection after destroy or regenerate, an exact counter under version checks.
+No lost update across fields, last-writer-wins or 409 on one field, no resurrection after destroy or
+regenerate, an exact counter under version checks, no resurrection by a rolling touch.
 """
 
-from collections.abc import Callable
-from typing import Annotated
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
-import anyio.lowlevel
-import httpx
 import pytest
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel
 
-from fastapi_sessions import SessionManager
+from fastapi_sessions import SessionStore
 from fastapi_sessions.stores import MemoryStore
-from fastapi_sessions.testing import FakeClock
 
-from .conftest import make_settings
+from .races import build, client_for, hold_then, overlap, seed, session_id
 
 pytestmark = pytest.mark.anyio
 
-
-class Counter(BaseModel):
-    a: int = 0
-    b: int = 0
-    count: int = 0
+MODES = ["last_write_wins", "version_check"]
 
 
-class Race:
-    """Lets a test hold requests after they loaded their session, then release them in order."""
+@dataclass
+class Backend:
+    """A store under race, and how to see which session keys it holds."""
 
-    def __init__(self) -> None:
-        self.loaded: dict[str, anyio.Event] = {}
-        self.go: dict[str, anyio.Event] = {}
-
-    def add(self, name: str) -> None:
-        self.loaded[name], self.go[name] = anyio.Event(), anyio.Event()
-
-    async def hold(self, name: str) -> None:
-        if name in self.loaded:
-            self.loaded[name].set()
-            await self.go[name].wait()
+    store: SessionStore
+    keys: Callable[[], Awaitable[list[str]]]
+    key_of: Callable[[str], str]
 
 
-def build(concurrency: str, store: MemoryStore, clock: FakeClock) -> tuple[FastAPI, Race]:
-    sessions = SessionManager(
-        Counter, settings=make_settings(concurrency=concurrency), store=store, clock=clock
-    )
-    app = FastAPI()
-    sessions.install(app)
-    Session = Annotated[Counter, Depends(sessions.get_session)]
-    race = Race()
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    from fastapi_sessions.testing import session_store_key
 
-    @app.post("/set/{field}/{value}")
-    async def set_field(field: str, value: int, session: Session, tag: str = "") -> None:
-        await race.hold(tag)
-        setattr(session, field, value)
+    if request.param == "memory":
+        memory = MemoryStore()
 
-    @app.get("/read")
-    async def read(session: Session, tag: str = "") -> Counter:
-        await race.hold(tag)
-        return session
+        async def memory_keys() -> list[str]:
+            return sorted(memory._data)
 
-    @app.post("/logout")
-    async def logout(session: Session) -> None:
-        sessions.destroy(session)
+        yield Backend(memory, memory_keys, lambda cookie: session_store_key(session_id(cookie)))
+        return
+    pytest.importorskip("redis")
+    from redis.asyncio import Redis
 
-    @app.post("/login")
-    async def login(session: Session) -> None:
-        sessions.regenerate(session)
+    from fastapi_sessions.stores.redis import RedisStore
 
-    @app.post("/increment")
-    async def increment(session: Session) -> None:
-        value = session.count
-        await anyio.lowlevel.checkpoint()  # let the other requests load the same value
-        session.count = value + 1
+    url: str = request.getfixturevalue("redis_server_url")
+    prefix: str = request.getfixturevalue("redis_prefix")
+    store = RedisStore.from_url(url, prefix=prefix)
+    raw = Redis.from_url(url)
 
-    return app, race
+    async def redis_keys() -> list[str]:
+        found = [key.decode() async for key in raw.scan_iter(match=prefix + "*", count=1000)]
+        return sorted(found)
+
+    yield Backend(store, redis_keys, lambda cookie: prefix + session_store_key(session_id(cookie)))
+    await raw.aclose()
+    await store.aclose()
 
 
-Client = Callable[[], httpx.AsyncClient]
+# -- D-T1: lost update ---------------------------------------------------------------------------
 
 
-def client_for(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t")
-
-
-async def seed(client: httpx.AsyncClient) -> str:
-    """Create the session (a=9) and return its cookie."""
-    await client.post("/set/a/9")
-    return client.cookies["session"]
-
-
-async def overlap(
-    client: httpx.AsyncClient, race: Race, first: str, second: str, other: Callable[[], object]
-) -> dict[str, httpx.Response]:
-    """Run ``first`` and ``second`` (paths with ?tag=) so both load, then commit first, then second."""
-    results: dict[str, httpx.Response] = {}
-    race.add("1")
-    race.add("2")
-
-    first_done = anyio.Event()
-
-    async def run(tag: str, path: str) -> None:
-        results[tag] = await client.post(path) if "set" in path else await client.get(path)
-        if tag == "1":
-            first_done.set()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(run, "1", first)
-        group.start_soon(run, "2", second)
-        await race.loaded["1"].wait()
-        await race.loaded["2"].wait()
-        race.go["1"].set()
-        await first_done.wait()
-        race.go["2"].set()
-    return results
-
-
-@pytest.fixture
-def store(clock: FakeClock) -> MemoryStore:
-    return MemoryStore(clock=clock)
-
-
-@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
-async def test_dt1_concurrent_changes_to_different_fields_both_survive(
-    concurrency: str, store: MemoryStore, clock: FakeClock
+@pytest.mark.parametrize("concurrency", MODES)
+async def test_dt1_overlapping_changes_to_different_fields_both_survive(
+    concurrency: str, backend: Backend
 ) -> None:
-    app, race = build(concurrency, store, clock)
+    app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
         await seed(client)
-        results = await overlap(client, race, "/set/a/1?tag=1", "/set/b/2?tag=2", object)
+        results = await overlap(client, race, "/set/a/1?tag=1", "/set/b/2?tag=2")
         assert [results[t].status_code for t in "12"] == [200, 200]
         assert (await client.get("/read")).json() == {"a": 1, "b": 2, "count": 0}
 
 
-async def test_dt1_same_field_last_writer_wins_by_default(store: MemoryStore, clock: FakeClock) -> None:
-    app, race = build("last_write_wins", store, clock)
+async def test_dt1_same_field_last_writer_wins_by_default(backend: Backend) -> None:
+    app, race = build(backend.store)
     async with client_for(app) as client:
         await seed(client)
-        results = await overlap(client, race, "/set/a/1?tag=1", "/set/a/2?tag=2", object)
+        results = await overlap(client, race, "/set/a/1?tag=1", "/set/a/2?tag=2")
         assert [results[t].status_code for t in "12"] == [200, 200]
-        assert (await client.get("/read")).json()["a"] == 2
+        assert (await client.get("/read")).json()["a"] == 2, "the later commit wins"
 
 
-async def test_dt1_same_field_conflict_is_a_409_with_version_check(
-    store: MemoryStore, clock: FakeClock
-) -> None:
-    app, race = build("version_check", store, clock)
+async def test_dt1_same_field_conflict_is_a_409_with_version_check(backend: Backend) -> None:
+    app, race = build(backend.store, "version_check")
     async with client_for(app) as client:
         await seed(client)
-        results = await overlap(client, race, "/set/a/1?tag=1", "/set/a/2?tag=2", object)
+        results = await overlap(client, race, "/set/a/1?tag=1", "/set/a/2?tag=2")
         assert results["1"].status_code == 200
         assert results["2"].status_code == 409
         assert "set-cookie" not in results["2"].headers
         assert (await client.get("/read")).json()["a"] == 1, "the loser's change is dropped"
 
 
-async def _hold_then(
-    client: httpx.AsyncClient, race: Race, held: str, then: str
-) -> tuple[httpx.Response, httpx.Response]:
-    race.add("1")
-    results: dict[str, httpx.Response] = {}
-
-    async def run() -> None:
-        results["held"] = await client.post(held)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(run)
-        await race.loaded["1"].wait()
-        results["then"] = await client.post(then)
-        race.go["1"].set()
-    return results["held"], results["then"]
+# -- D-T2: logout against a write ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
+@pytest.mark.parametrize("concurrency", MODES)
 async def test_dt2_a_write_in_flight_never_resurrects_a_destroyed_session(
-    concurrency: str, store: MemoryStore, clock: FakeClock
+    concurrency: str, backend: Backend
 ) -> None:
-    app, race = build(concurrency, store, clock)
+    app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
-        await seed(client)
-        held, logout = await _hold_then(client, race, "/set/a/5?tag=1", "/logout")
+        cookie = await seed(client)
+        assert await backend.keys() == [backend.key_of(cookie)]
+        held, logout = await hold_then(client, race, "/set/a/5?tag=1", "/logout")
         assert logout.status_code == 200
         assert held.status_code == 409
         assert "set-cookie" not in held.headers
-        assert len(store) == 0, "the destroyed session must stay destroyed"
+        assert await backend.keys() == [], "the destroyed session must stay destroyed"
+        replay = await client.get("/read", headers={"cookie": f"session={cookie}"})
+        assert replay.json() == {"a": 0, "b": 0, "count": 0}
 
 
-@pytest.mark.parametrize("concurrency", ["last_write_wins", "version_check"])
-async def test_dt3_a_write_in_flight_cannot_recreate_the_pre_regeneration_record(
-    concurrency: str, store: MemoryStore, clock: FakeClock
+# -- D-T3: regenerate against an in-flight write -------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", MODES)
+async def test_dt3_a_write_in_flight_cannot_recreate_the_pre_regeneration_key(
+    concurrency: str, backend: Backend
 ) -> None:
-    app, race = build(concurrency, store, clock)
+    app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
         old_cookie = await seed(client)
-        held, login = await _hold_then(client, race, "/set/a/5?tag=1", "/login")
+        held, login = await hold_then(client, race, "/set/a/5?tag=1", "/login")
         assert login.status_code == 200
         assert held.status_code == 409
-        assert len(store) == 1, "only the regenerated record exists"
-        assert client.cookies["session"] != old_cookie
+        assert "set-cookie" not in held.headers
+        new_cookie = client.cookies["session"]
+        assert session_id(new_cookie) != session_id(old_cookie)
+        assert await backend.keys() == [backend.key_of(new_cookie)], "only the new key"
+        assert (await client.get("/read")).json()["a"] == 9, "the held write was dropped"
 
 
-async def test_dt4_version_checked_counter_with_client_retries_is_exact(
-    store: MemoryStore, clock: FakeClock
-) -> None:
-    app, _ = build("version_check", store, clock)
+# -- D-T4: counter -------------------------------------------------------------------------------
+
+
+async def test_dt4_version_checked_counter_with_client_retries_is_exact(backend: Backend) -> None:
+    app, _ = build(backend.store, "version_check")
     conflicts = 0
 
     async def bump() -> None:
@@ -218,44 +151,43 @@ async def test_dt4_version_checked_counter_with_client_retries_is_exact(
                 return
             assert response.status_code == 409
             conflicts += 1
+            await anyio.sleep(random.uniform(0, 0.01))  # a client backing off before its retry
 
     async with client_for(app) as client:
         cookie = await seed(client)
-        async with anyio.create_task_group() as group:
-            for _ in range(100):
-                group.start_soon(bump)
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for _ in range(100):
+                    group.start_soon(bump)
         assert (await client.get("/read")).json()["count"] == 100
     assert conflicts > 0, "the requests really overlapped"
 
 
-async def test_dt5_a_rolling_touch_never_resurrects_a_destroyed_session(
-    store: MemoryStore, clock: FakeClock
-) -> None:
-    sessions = SessionManager(Counter, settings=make_settings(idle_timeout=60), store=store, clock=clock)
-    app = FastAPI()
-    sessions.install(app)
-    Session = Annotated[Counter, Depends(sessions.get_session)]
-    race = Race()
+# -- D-T5: rolling touch against destroy ---------------------------------------------------------
 
-    @app.post("/set")
-    async def set_a(session: Session) -> None:
-        session.a = 1
 
-    @app.get("/read")
-    async def read(session: Session) -> Counter:
-        await race.hold("1")
-        return session
+async def test_dt5_a_rolling_touch_held_across_a_logout_never_resurrects(backend: Backend) -> None:
+    app, race = build(backend.store, idle_timeout=60)
+    async with client_for(app) as client:
+        cookie = await seed(client)
+        read, logout = await hold_then(client, race, "/read?tag=1", "/logout")
+        assert logout.status_code == 200
+        assert read.status_code == 200
+        assert await backend.keys() == []
+        replay = await client.get("/read", headers={"cookie": f"session={cookie}"})
+        assert replay.json() == {"a": 0, "b": 0, "count": 0}
+        assert await backend.keys() == [], "a touch of a deleted key creates nothing"
 
-    @app.post("/logout")
-    async def logout(session: Session) -> None:
-        sessions.destroy(session)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as client:
-        await client.post("/set")
-        race.add("1")
-        async with anyio.create_task_group() as group:
-            group.start_soon(client.get, "/read")
-            await race.loaded["1"].wait()
-            assert (await client.post("/logout")).status_code == 200
-            race.go["1"].set()
-        assert len(store) == 0
+async def test_dt5_a_rolling_touch_during_a_held_logout_never_resurrects(backend: Backend) -> None:
+    app, race = build(backend.store, idle_timeout=60)
+    async with client_for(app) as client:
+        cookie = await seed(client)
+        logout, read = await hold_then(client, race, "/logout?tag=1", "/read")
+        assert read.status_code == 200
+        assert read.json()["a"] == 9, "the touch ran while the session still existed"
+        assert logout.status_code == 200
+        assert await backend.keys() == []
+        replay = await client.get("/read", headers={"cookie": f"session={cookie}"})
+        assert replay.json() == {"a": 0, "b": 0, "count": 0}
+        assert await backend.keys() == []

@@ -23,8 +23,8 @@ from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import StoreConformance, StoreHarness, session_store_key
 
 from .conftest import UserSession, make_app, make_settings
+from .races import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
 from .redis_support import Server, cluster, server_binary, unique_prefix
-from .test_redis_concurrency import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
