@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Generic, TypeVar
 
-from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from .clock import Clock, SystemClock
@@ -56,7 +56,7 @@ class SessionManager(Generic[M]):
         # their state here. The hook removes each entry when its request ends.
         self.live: dict[int, SessionState[M]] = {}
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: Starlette) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
 
         Call it once, before the app starts. Routers included in ``app`` and apps mounted under it are

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .clock import FakeClock
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def fake_wait(clock: FakeClock) -> Any:
+def fake_wait(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
     """A harness ``wait`` that advances ``clock`` instead of sleeping."""
 
     async def wait(seconds: float) -> None:
