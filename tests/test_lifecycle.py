@@ -325,3 +325,37 @@ async def test_a_fallback_key_cookie_is_accepted_and_reissued_under_the_current_
         again = await get_with_cookie(c, "/me", reissued)
         assert cookie_of(again) is None
         assert store.writes() == writes
+
+
+async def test_computed_fields_are_not_stored_and_forbid_models_keep_their_sessions(
+    store: CountingStore, clock: FakeClock
+) -> None:
+    from pydantic import BaseModel, ConfigDict, computed_field
+
+    from .conftest import make_settings
+
+    class Cart(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: list[str] = []
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def count(self) -> int:
+            return len(self.items)
+
+    sessions = SessionManager(Cart, settings=make_settings(), store=store, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+    CartSession = Annotated[Cart, Depends(sessions.get_session)]
+
+    @app.post("/add/{item}")
+    async def add(item: str, session: CartSession) -> Cart:
+        session.items.append(item)
+        return session
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
+        await c.post("/add/a")
+        response = await c.post("/add/b")
+        assert response.json() == {"items": ["a", "b"], "count": 2}
+    (entry,) = store._data.values()
+    assert set(entry.fields) == {"items"}
