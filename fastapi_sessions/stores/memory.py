@@ -7,6 +7,7 @@ Redis store as soon as the app runs more than one process.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
@@ -20,13 +21,61 @@ DEFAULT_MAX_ENTRIES = 100_000
 _REAP_PER_WRITE = 8
 
 
-class _Entry:
-    __slots__ = ("deadline", "fields", "meta")
+# Field values are compact JSON, which never holds a raw control character: NUL separates them.
+_SEP = b"\x00"
+# Tuples of field names, shared by every session with the same fields (bounded, in case names vary).
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_NAME_TUPLES = 1024
 
-    def __init__(self, deadline: float, fields: dict[str, bytes], meta: SessionMeta) -> None:
+
+class _Entry:
+    """One session, packed: its field values in one bytes object and its metadata in slots.
+
+    This is what keeps a small session at a few hundred bytes; ``fields`` and ``meta`` unpack it.
+    """
+
+    __slots__ = ("blob", "created_at", "deadline", "expires_at", "names", "persistent", "version")
+
+    blob: bytes | dict[str, bytes]
+    names: tuple[str, ...]
+
+    def __init__(self, deadline: float, fields: Mapping[str, bytes], meta: SessionMeta) -> None:
         self.deadline = deadline  # on the monotonic clock
         self.fields = fields
         self.meta = meta
+
+    @property
+    def fields(self) -> dict[str, bytes]:
+        blob = self.blob
+        if isinstance(blob, dict):
+            return dict(blob)
+        if not self.names:
+            return {}
+        return dict(zip(self.names, blob.split(_SEP), strict=True))
+
+    @fields.setter
+    def fields(self, fields: Mapping[str, bytes]) -> None:
+        values = list(fields.values())
+        if any(_SEP in value for value in values):  # not JSON (a custom writer): keep it as given
+            self.names, self.blob = (), dict(fields)
+            return
+        names = tuple(fields)
+        shared = _NAMES.get(names)
+        if shared is None and len(_NAMES) < _MAX_NAME_TUPLES:
+            shared = _NAMES[names] = names
+        self.names = shared or names
+        self.blob = _SEP.join(values)
+
+    @property
+    def meta(self) -> SessionMeta:
+        return SessionMeta(self.created_at, self.expires_at, self.persistent, self.version)
+
+    @meta.setter
+    def meta(self, meta: SessionMeta) -> None:
+        self.created_at = meta.created_at
+        self.expires_at = meta.expires_at
+        self.persistent = meta.persistent
+        self.version = meta.version
 
 
 class MemoryStore:
@@ -121,32 +170,32 @@ class MemoryStore:
         if entry is None:
             return None
         if touch is not None:
-            entry.deadline = self._deadline(touch, entry.meta.expires_at)
-        return SessionRecord(dict(entry.fields), entry.meta)
+            entry.deadline = self._deadline(touch, entry.expires_at)
+        return SessionRecord(entry.fields, entry.meta)
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
         if self._live(key) is not None:
             return WriteResult.EXISTS
         deadline = self._deadline(ttl, record.meta.expires_at)
-        self._insert(key, _Entry(deadline, dict(record.fields), record.meta))
+        self._insert(key, _Entry(deadline, record.fields, record.meta))
         return WriteResult.OK
 
     def _apply(
         self, entry: _Entry, change: SessionChange, ttl: float, expected_version: int | None
     ) -> WriteResult:
-        meta = entry.meta
-        if expected_version is not None and meta.version != expected_version:
+        if expected_version is not None and entry.version != expected_version:
             return WriteResult.CONFLICT
-        entry.fields.update(change.fields)
+        fields = entry.fields
+        fields.update(change.fields)
         for name in change.removed:
-            entry.fields.pop(name, None)
-        entry.meta = SessionMeta(
-            created_at=meta.created_at,
-            expires_at=meta.expires_at if change.expires_at is None else change.expires_at,
-            persistent=meta.persistent if change.persistent is None else change.persistent,
-            version=meta.version + 1,
-        )
-        entry.deadline = self._deadline(ttl, entry.meta.expires_at)
+            fields.pop(name, None)
+        entry.fields = fields
+        if change.expires_at is not None:
+            entry.expires_at = change.expires_at
+        if change.persistent is not None:
+            entry.persistent = change.persistent
+        entry.version += 1
+        entry.deadline = self._deadline(ttl, entry.expires_at)
         return WriteResult.OK
 
     async def update(
@@ -172,7 +221,7 @@ class MemoryStore:
             return WriteResult.MISSING
         if self._live(new_key) is not None:
             return WriteResult.EXISTS
-        if expected_version is not None and entry.meta.version != expected_version:
+        if expected_version is not None and entry.version != expected_version:
             return WriteResult.CONFLICT
         del self._data[old_key]
         self._apply(entry, change, ttl, None)
