@@ -187,6 +187,8 @@ class SessionEngine(Generic[M]):
             if current == state.baseline and state.expiry is None:
                 return _NOTHING
             return await self._create(current, state)
+        if current == state.baseline and not (state.regenerate or state.stale_key or state.expiry):
+            return _NOTHING  # the common read: one dict comparison, nothing else
         changed = {
             name: self.codec.encode(value)
             for name, value in current.items()
