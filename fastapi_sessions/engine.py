@@ -156,6 +156,7 @@ class SessionEngine(Generic[M]):
         return SessionState(
             model,
             self.codec.snapshot(model),
+            size=size,
             session_id=verified.session_id,
             key=verified.key,
             record=record,
@@ -198,9 +199,9 @@ class SessionEngine(Generic[M]):
         expiry = self._expiry(state, record.meta.created_at)
         if not (changed or removed or expiry or state.regenerate or state.stale_key):
             return _NOTHING
-        size = sum(
-            len(changed[name]) if name in changed else len(record.fields.get(name, b"")) for name in current
-        )
+        stored = record.fields
+        size = state.size + sum(len(value) - len(stored.get(name, b"")) for name, value in changed.items())
+        size -= sum(len(stored.get(name, b"")) for name in removed)
         if size > self.settings.max_size:
             raise SessionTooLargeError(size, self.settings.max_size)
         expires_at, persistent = expiry or (record.meta.expires_at, record.meta.persistent)

@@ -28,6 +28,7 @@ class SessionState(Generic[M]):
         "record",
         "regenerate",
         "session_id",
+        "size",
         "stale_key",
     )
 
@@ -42,6 +43,7 @@ class SessionState(Generic[M]):
         had_cookie: bool = False,
         stale_key: bool = False,
         degraded: bool = False,
+        size: int = 0,
     ) -> None:
         self.model = model
         self.baseline = baseline
@@ -49,6 +51,8 @@ class SessionState(Generic[M]):
         self.session_id = session_id
         self.key = key
         self.record = record
+        self.size = size
+        """Bytes of the stored fields when loaded."""
         self.had_cookie = had_cookie
         self.stale_key = stale_key
         """The cookie was signed with a fallback key: re-issue it under the current one."""

@@ -55,8 +55,8 @@ class _Entry:
 
     @fields.setter
     def fields(self, fields: Mapping[str, bytes]) -> None:
-        values = list(fields.values())
-        if any(_SEP in value for value in values):  # not JSON (a custom writer): keep it as given
+        blob = _SEP.join(fields.values())
+        if blob.count(_SEP) >= len(fields):  # a value holds NUL: not JSON (a custom writer)
             self.names, self.blob = (), dict(fields)
             return
         names = tuple(fields)
@@ -64,7 +64,7 @@ class _Entry:
         if shared is None and len(_NAMES) < _MAX_NAME_TUPLES:
             shared = _NAMES[names] = names
         self.names = shared or names
-        self.blob = _SEP.join(values)
+        self.blob = blob
 
     @property
     def meta(self) -> SessionMeta:
