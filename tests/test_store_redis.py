@@ -271,3 +271,9 @@ def test_importing_without_the_extra_names_the_install_command(monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "redis", None)  # type: ignore[arg-type]
     with pytest.raises(ImportError, match=r"pip install 'pselfastapise-async\[redis\]'"):
         import fastapi_sessions.stores.redis  # noqa: F401
+
+
+def test_a_client_that_decodes_responses_is_refused_at_start_up() -> None:
+    """decode_responses=True would turn every stored session into a 'corrupt' one: refuse it early."""
+    with pytest.raises(SessionConfigError, match="decode_responses"):
+        RedisStore(Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True))

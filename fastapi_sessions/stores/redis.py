@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 try:
@@ -52,7 +52,6 @@ __all__ = ["RedisStore"]
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
-_META = {b"c", b"e", b"p", b"v"}  # and "w", the token of the last checked write, never read back
 
 _RESULTS = {
     b"ok": WriteResult.OK,
@@ -91,33 +90,22 @@ def _meta_fields(meta: SessionMeta) -> list[bytes]:
     ]
 
 
-def _decode(raw: Mapping[Any, Any] | Sequence[Any]) -> SessionRecord | None:
+def _decode(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> SessionRecord | None:
     """A record from HGETALL's reply (a dict, or a flat list from a script)."""
     if not raw:
         return None
-    pairs: Iterable[tuple[Any, Any]] = (
-        raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
-    )
-    fields: dict[str, bytes] = {}
-    meta: dict[bytes, bytes] = {}
-    for name, value in pairs:
-        name = _bytes(name)
-        if name[:1] == _DATA:
-            fields[name[1:].decode()] = _bytes(value)
-        elif name in _META:
-            meta[name] = _bytes(value)
+    stored = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
     try:
-        return SessionRecord(
-            fields,
-            SessionMeta(
-                created_at=float(meta[b"c"]),
-                expires_at=float(meta[b"e"]),
-                persistent=meta[b"p"] == b"1",
-                version=int(meta[b"v"]),
-            ),
+        meta = SessionMeta(
+            created_at=float(stored[b"c"]),
+            expires_at=float(stored[b"e"]),
+            persistent=stored[b"p"] == b"1",
+            version=int(stored[b"v"]),
         )
-    except (KeyError, ValueError) as exc:
+        fields = {name[1:].decode(): value for name, value in stored.items() if name[:1] == _DATA}
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecordError(f"session hash lacks valid metadata ({exc!r})") from exc
+    return SessionRecord(fields, meta)
 
 
 def _change_args(change: SessionChange) -> list[bytes]:
@@ -153,6 +141,11 @@ class RedisStore:
             raise SessionConfigError(
                 "The Redis key prefix must not be empty: a prefix keeps session keys apart from "
                 "every other key in the database (e.g. 'session:')."
+            )
+        if client.get_encoder().decode_responses:
+            raise SessionConfigError(
+                "The Redis client for the session store must not use decode_responses=True: "
+                "session data is bytes. Pass a client built without it."
             )
         if not timeout > 0:
             raise SessionConfigError(f"The store timeout must be positive, not {timeout!r}.")
