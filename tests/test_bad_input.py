@@ -17,7 +17,6 @@ import logging
 import pathlib
 import pickle  # only to *build* a malicious payload; nothing here ever unpickles
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -32,7 +31,7 @@ from fastapi_sessions import SessionManager
 from fastapi_sessions.codec import ModelCodec
 from fastapi_sessions.signing import SALT, SessionSigner, new_session_id
 from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord
-from fastapi_sessions.testing import FakeClock, session_cookie, session_store_key
+from fastapi_sessions.testing import FakeClock, RecordingStore, session_cookie, session_store_key
 
 from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
 
@@ -143,51 +142,7 @@ def cookie_header(*pairs: str | bytes) -> tuple[bytes, bytes]:
 # -- a store that counts, and the app ------------------------------------------------------------
 
 
-class CountingStore:
-    """A proxy over any store: forwards the six methods and counts the calls, by method and key."""
-
-    WRITES = ("create", "update", "rename", "delete")
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.keys: list[tuple[str, str]] = []
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.keys.clear()
-
-    def writes(self) -> int:
-        return sum(self.calls[name] for name in self.WRITES)
-
-    def _note(self, what: str, key: str) -> None:
-        self.calls[what] += 1
-        self.keys.append((what, key))
-
-    async def load(self, key: str, *, touch: float | None = None) -> Any:
-        self._note("load", key)
-        return await self.inner.load(key, touch=touch)
-
-    async def create(self, key: str, record: Any, *, ttl: float) -> Any:
-        self._note("create", key)
-        return await self.inner.create(key, record, ttl=ttl)
-
-    async def update(self, key: str, change: Any, *, ttl: float, expected_version: Any = None) -> Any:
-        self._note("update", key)
-        return await self.inner.update(key, change, ttl=ttl, expected_version=expected_version)
-
-    async def rename(
-        self, old_key: str, new_key: str, change: Any, *, ttl: float, expected_version: Any = None
-    ) -> Any:
-        self._note("rename", old_key)
-        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected_version=expected_version)
-
-    async def delete(self, key: str) -> None:
-        self._note("delete", key)
-        await self.inner.delete(key)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+CountingStore = RecordingStore  # the shipped wrapper: counts calls by method, notes their keys
 
 
 def build_app(manager: SessionManager[Any], model: type[BaseModel] = UserSession) -> tuple[FastAPI, list]:

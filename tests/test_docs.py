@@ -135,6 +135,13 @@ async def test_the_custom_store_page_example_passes_the_conformance_suite() -> N
             await store.aclose()
 
 
+@pytest.mark.anyio
+@pytest.mark.usefixtures("docs_environment")
+async def test_the_testing_page_example_runs_its_assertions() -> None:
+    (block,) = [b for b in RUNNABLE if b.page.name == "testing.md"]
+    await run_block(block)["main"]()
+
+
 # -- the settings reference ----------------------------------------------------------------------
 
 

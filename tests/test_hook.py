@@ -22,8 +22,8 @@ from fastapi_sessions import (
     SessionTooLargeError,
     SessionUsageError,
 )
-from fastapi_sessions.stores import MemoryStore, SessionChange, SessionRecord, WriteResult
-from fastapi_sessions.testing import FakeClock
+from fastapi_sessions.stores import MemoryStore, SessionChange, WriteResult
+from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .conftest import UserSession, make_app, make_settings
 
@@ -35,58 +35,18 @@ with warnings.catch_warnings():
 Factory = Callable[..., SessionManager[UserSession]]
 
 
-class ProxyStore:
-    """Delegates the six store methods to ``inner``, counting calls; can fail or fake results."""
+class ProxyStore(RecordingStore):
+    """The shipped RecordingStore, plus a way to fake what ``update`` answers (a lost race)."""
 
-    def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.failing: set[str] = set()
-        self.update_result: WriteResult | None = None
-
-    def _enter(self, name: str) -> None:
-        self.calls[name] += 1
-        if name in self.failing:
-            raise ConnectionError(f"store is down ({name})")
-
-    def writes(self) -> int:
-        return sum(self.calls[name] for name in ("create", "update", "rename", "delete"))
-
-    async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
-        self._enter("load")
-        return await self.inner.load(key, touch=touch)
-
-    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
-        self._enter("create")
-        return await self.inner.create(key, record, ttl=ttl)
+    update_result: WriteResult | None = None
 
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
-        self._enter("update")
         if self.update_result is not None:
+            self._enter("update", key)
             return self.update_result
-        return await self.inner.update(key, change, ttl=ttl, expected_version=expected_version)
-
-    async def rename(
-        self,
-        old_key: str,
-        new_key: str,
-        change: SessionChange,
-        *,
-        ttl: float,
-        expected_version: int | None = None,
-    ) -> WriteResult:
-        self._enter("rename")
-        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected_version=expected_version)
-
-    async def delete(self, key: str) -> None:
-        self._enter("delete")
-        await self.inner.delete(key)
-
-    async def aclose(self) -> None:
-        self._enter("aclose")
-        await self.inner.aclose()
+        return await super().update(key, change, ttl=ttl, expected_version=expected_version)
 
 
 @pytest.fixture

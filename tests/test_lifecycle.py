@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from fastapi_sessions import SessionManager
 from fastapi_sessions.stores import MemoryStore
-from fastapi_sessions.testing import FakeClock, session_store_key
+from fastapi_sessions.testing import FakeClock, RecordingStore, session_store_key
 
 from .conftest import OLD_SECRET, SECRET, UserSession, make_app
 
@@ -40,59 +40,23 @@ def session_id_of(cookie: str) -> str:
     return cookie.split(".", 1)[0]
 
 
-class CountingStore(MemoryStore):
-    """A MemoryStore that counts the calls it gets, by method."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(clock=clock)
-        self.calls: dict[str, int] = {}
-
-    def _count(self, name: str) -> None:
-        self.calls[name] = self.calls.get(name, 0) + 1
-
-    async def load(self, key: str, *, touch: float | None = None) -> Any:
-        self._count("load")
-        return await super().load(key, touch=touch)
-
-    async def create(self, key: str, record: Any, *, ttl: float) -> Any:
-        self._count("create")
-        return await super().create(key, record, ttl=ttl)
-
-    async def update(self, key: str, change: Any, *, ttl: float, expected_version: Any = None) -> Any:
-        self._count("update")
-        return await super().update(key, change, ttl=ttl, expected_version=expected_version)
-
-    async def rename(
-        self, old: str, new: str, change: Any, *, ttl: float, expected_version: Any = None
-    ) -> Any:
-        self._count("rename")
-        return await super().rename(old, new, change, ttl=ttl, expected_version=expected_version)
-
-    async def delete(self, key: str) -> None:
-        self._count("delete")
-        await super().delete(key)
-
-    def writes(self) -> int:
-        return sum(self.calls.get(name, 0) for name in ("create", "update", "rename", "delete"))
-
-
 @pytest.fixture
-def store(clock: FakeClock) -> CountingStore:
-    return CountingStore(clock)
+def store(clock: FakeClock) -> RecordingStore:
+    return RecordingStore(MemoryStore(clock=clock))
 
 
 async def test_untouched_new_session_sets_no_cookie_and_writes_nothing(
-    client: httpx.AsyncClient, store: CountingStore
+    client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
     response = await client.get("/me")
     assert response.json() == {"user_id": None, "cart": [], "prefs": {}}
     assert cookie_of(response) is None
     assert store.writes() == 0
-    assert len(store) == 0
+    assert len(store.inner) == 0
 
 
 async def test_first_change_creates_the_session_and_sets_the_cookie(
-    client: httpx.AsyncClient, store: CountingStore
+    client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
     response = await client.post("/cart/apple")
     cookie = cookie_of(response)
@@ -102,7 +66,7 @@ async def test_first_change_creates_the_session_and_sets_the_cookie(
 
 
 async def test_nested_mutation_is_persisted_and_unchanged_reads_write_nothing(
-    client: httpx.AsyncClient, store: CountingStore
+    client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
     await client.post("/cart/a")
     response = await client.post("/cart/b")  # list.append on a loaded session
@@ -117,7 +81,7 @@ async def test_nested_mutation_is_persisted_and_unchanged_reads_write_nothing(
 
 
 async def test_only_changed_fields_are_written(
-    sessions: SessionManager[UserSession], store: CountingStore
+    sessions: SessionManager[UserSession], store: RecordingStore
 ) -> None:
     app = FastAPI()
     sessions.install(app)
@@ -146,12 +110,12 @@ async def test_only_changed_fields_are_written(
 
 
 async def test_regenerate_issues_a_new_id_keeps_data_and_deletes_the_old_record(
-    client: httpx.AsyncClient, store: CountingStore, clock: FakeClock
+    client: httpx.AsyncClient, store: RecordingStore, clock: FakeClock
 ) -> None:
     first = cookie_of(await client.post("/cart/a"))
     assert first is not None
     old_key = session_store_key(session_id_of(first))
-    created_at = store._data[old_key].meta.created_at
+    created_at = store.inner._data[old_key].meta.created_at
     clock.advance(10)
     response = await client.post("/login/7", follow_redirects=False)
     assert response.status_code == 303
@@ -159,16 +123,16 @@ async def test_regenerate_issues_a_new_id_keeps_data_and_deletes_the_old_record(
     assert second is not None
     assert session_id_of(second) != session_id_of(first)
     assert store.calls["rename"] == 1
-    assert old_key not in store._data
+    assert old_key not in store.inner._data
     new_key = session_store_key(session_id_of(second))
-    assert store._data[new_key].meta.created_at == created_at, "regenerate keeps the creation time"
+    assert store.inner._data[new_key].meta.created_at == created_at, "regenerate keeps the creation time"
     assert (await client.get("/me")).json() == {"user_id": 7, "cart": ["a"], "prefs": {}}
     replay = await get_with_cookie(client, "/me", first)
     assert replay.json()["user_id"] is None, "the pre-login cookie must stop working"
 
 
 async def test_regenerate_on_a_new_session_just_creates_it(
-    client: httpx.AsyncClient, store: CountingStore
+    client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
     response = await client.post("/login/3", follow_redirects=False)
     assert cookie_of(response) is not None
@@ -176,20 +140,20 @@ async def test_regenerate_on_a_new_session_just_creates_it(
 
 
 async def test_destroy_deletes_the_record_expires_the_cookie_and_replay_is_anonymous(
-    client: httpx.AsyncClient, store: CountingStore
+    client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
     await client.post("/login/5", follow_redirects=False)
     cookie = client.cookies["session"]
     response = await client.post("/logout", follow_redirects=False)
     assert response.headers["set-cookie"].startswith('session=""; Max-Age=0; Expires=Thu, 01 Jan 1970')
-    assert len(store) == 0
+    assert len(store.inner) == 0
     replay = await get_with_cookie(client, "/me", cookie)
     assert replay.json()["user_id"] is None
-    assert len(store) == 0, "loading a destroyed ID creates nothing"
+    assert len(store.inner) == 0, "loading a destroyed ID creates nothing"
 
 
 async def test_destroy_then_change_starts_a_new_session_under_a_new_id(
-    sessions: SessionManager[UserSession], store: CountingStore
+    sessions: SessionManager[UserSession], store: RecordingStore
 ) -> None:
     app = make_app(sessions)
     Session = Annotated[UserSession, Depends(sessions.get_session)]
@@ -209,7 +173,7 @@ async def test_destroy_then_change_starts_a_new_session_under_a_new_id(
         assert second is not None
         assert second != '""'
         assert session_id_of(second) != session_id_of(first)
-        assert session_store_key(session_id_of(first)) not in store._data
+        assert session_store_key(session_id_of(first)) not in store.inner._data
         assert (await c.get("/me")).json() == {
             "user_id": None,
             "cart": [],
@@ -223,7 +187,7 @@ async def test_destroy_of_a_cookieless_session_sends_no_cookie(client: httpx.Asy
 
 
 async def test_absolute_timeout_is_never_extended_by_use(
-    manager_factory: Factory, clock: FakeClock, store: CountingStore
+    manager_factory: Factory, clock: FakeClock, store: RecordingStore
 ) -> None:
     app = make_app(manager_factory(max_age=100, idle_timeout=40))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
@@ -236,7 +200,7 @@ async def test_absolute_timeout_is_never_extended_by_use(
 
 
 async def test_idle_timeout_expires_an_unused_session_and_reads_keep_it_alive(
-    manager_factory: Factory, clock: FakeClock, store: CountingStore
+    manager_factory: Factory, clock: FakeClock, store: RecordingStore
 ) -> None:
     app = make_app(manager_factory(idle_timeout=60))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
@@ -296,7 +260,7 @@ async def test_a_remembered_session_dies_at_its_own_expiry(
 
 
 async def test_a_fallback_key_cookie_is_accepted_and_reissued_under_the_current_key(
-    store: CountingStore, clock: FakeClock
+    store: RecordingStore, clock: FakeClock
 ) -> None:
     from .conftest import make_settings
 
@@ -328,7 +292,7 @@ async def test_a_fallback_key_cookie_is_accepted_and_reissued_under_the_current_
 
 
 async def test_computed_fields_are_not_stored_and_forbid_models_keep_their_sessions(
-    store: CountingStore, clock: FakeClock
+    store: RecordingStore, clock: FakeClock
 ) -> None:
     from pydantic import BaseModel, ConfigDict, computed_field
 
@@ -357,5 +321,5 @@ async def test_computed_fields_are_not_stored_and_forbid_models_keep_their_sessi
         await c.post("/add/a")
         response = await c.post("/add/b")
         assert response.json() == {"items": ["a", "b"], "count": 2}
-    (entry,) = store._data.values()
+    (entry,) = store.inner._data.values()
     assert set(entry.fields) == {"items"}

@@ -2,6 +2,7 @@
 
 * :class:`FakeClock`: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
 * :func:`session_cookie`: a valid signed cookie value for a session ID, for tests that craft requests.
+* :class:`RecordingStore`: wraps a store, counts its calls, and can simulate an outage.
 * :class:`StoreConformance`: the store contract as a pytest test class; subclass it to check a store.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import FakeClock
 from .conformance import CHECKS, StoreHarness
 from .cookies import session_cookie, session_store_key
+from .recording import RecordingStore
 
 if TYPE_CHECKING:
     from .suite import StoreConformance
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKS",
     "FakeClock",
+    "RecordingStore",
     "StoreConformance",
     "StoreHarness",
     "fake_wait",
