@@ -1,0 +1,43 @@
+"""SessionSigner: the cache of verified values never outlives a signature, and rotation edges."""
+
+from fastapi_sessions.signing import SessionSigner, new_session_id
+from fastapi_sessions.testing import FakeClock
+
+from .conftest import OLD_SECRET, SECRET
+
+
+def test_a_cached_value_is_refused_once_its_signature_is_older_than_max_age() -> None:
+    clock = FakeClock()
+    signer = SessionSigner([SECRET], max_age=100, clock=clock)
+    value = signer.sign(new_session_id())
+    assert signer.verify(value) is not None
+    clock.advance(60)
+    assert signer.verify(value) is not None, "a cache hit inside max_age"
+    clock.advance(41)
+    assert signer.verify(value) is None
+    clock.advance(-101)  # even back in time, the expired entry is gone for good
+    assert signer.verify(value) is not None, "only by a full check again"
+
+
+def test_with_fallback_keys_garbage_is_still_refused_and_old_keys_are_marked_stale() -> None:
+    clock = FakeClock()
+    old = SessionSigner([OLD_SECRET], max_age=100, clock=clock)
+    rotated = SessionSigner([OLD_SECRET, SECRET], max_age=100, clock=clock)
+    session_id = new_session_id()
+    verified = rotated.verify(old.sign(session_id))
+    assert verified is not None
+    assert verified.stale_key
+    assert verified.session_id == session_id
+    assert not rotated.verify(rotated.sign(session_id)).stale_key  # type: ignore[union-attr]
+    forged = old.sign(session_id)[:-4] + "AAAA"
+    assert rotated.verify(forged) is None
+
+
+def test_the_cache_is_bounded() -> None:
+    from fastapi_sessions import signing
+
+    signer = SessionSigner([SECRET], max_age=100, clock=FakeClock())
+    values = [signer.sign(new_session_id()) for _ in range(signing._CACHE_SIZE + 5)]
+    for value in values:
+        assert signer.verify(value) is not None
+    assert len(signer._verified) <= signing._CACHE_SIZE
