@@ -25,6 +25,10 @@ _CACHE_CONTROL = b"cache-control"
 _SET_COOKIE = b"set-cookie"
 
 
+async def _drop(message: Message) -> None:
+    """Where the app's messages go once we answered in its place."""
+
+
 def _error(status: int, detail: bytes, extra: list[tuple[bytes, bytes]]) -> list[Message]:
     body = b'{"detail":"' + detail + b'"}'
     headers = [
@@ -42,20 +46,17 @@ def _error(status: int, detail: bytes, extra: list[tuple[bytes, bytes]]) -> list
 class _Exchange:
     """One request or WebSocket under the hook; ``state`` is set once the endpoint asks for it."""
 
-    __slots__ = ("_send", "blocked", "engine", "live", "state")
+    __slots__ = ("_send", "engine", "live", "state")
 
     def __init__(self, engine: SessionEngine[Any], send: Send) -> None:
         self.engine = engine
         self.state: SessionState[Any] | None = None
         self.live: int | None = None
-        self.blocked = False
         self._send = send
 
     async def send(self, message: Message) -> None:
         state = self.state
         if state is None:
-            if self.blocked:  # we answered instead of the app: drop the rest of its response
-                return
             await self._send(message)
             return
         kind = message["type"]
@@ -92,8 +93,8 @@ class _Exchange:
             commit = await self.engine.commit(state)
         except (SessionConflictError, SessionStoreError) as exc:
             log.error("Session commit failed at WebSocket accept; closing: %s", exc)
-            self.blocked = True
-            await self._send({"type": "websocket.close", "code": 1011})
+            send, self._send = self._send, _drop
+            await send({"type": "websocket.close", "code": 1011})
             return
         if commit.cookie is not None:
             headers = [*message.get("headers", ()), (_SET_COOKIE, commit.cookie)]
@@ -102,9 +103,9 @@ class _Exchange:
 
     async def _replace(self, messages: list[Message], exc: Exception) -> None:
         log.error("Session commit failed; answered %s: %s", messages[0]["status"], exc)
-        self.blocked = True
+        send, self._send = self._send, _drop  # the rest of the app's response goes nowhere
         for message in messages:
-            await self._send(message)
+            await send(message)
 
 
 def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
@@ -135,12 +136,13 @@ class SessionHook:
     def __init__(self, app: ASGIApp, *, manager: Any) -> None:
         self.app = app
         self.manager = manager
+        self.engine = manager.engine
         self.key: str = manager.scope_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
-            exchange = _Exchange(self.manager.engine, send)
+            exchange = _Exchange(self.engine, send)
             scope[self.key] = exchange
             try:
                 await self.app(scope, receive, exchange.send)
