@@ -26,6 +26,11 @@ class CookieJar:
     cookies: dict[bytes, bytes] = field(default_factory=dict)
     header: bytes | None = None
 
+    def set_raw(self, name: str, value: str) -> None:
+        """Hold this cookie as if a server had set it (for the floor's identical Cookie header)."""
+        self.cookies[name.encode()] = value.encode()
+        self.header = b"; ".join(n + b"=" + v for n, v in self.cookies.items())
+
     def update(self, response: Response) -> None:
         changed = False
         for raw in response.set_cookies():
