@@ -8,7 +8,6 @@ changed, a cookie only when the browser's copy must change.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -35,7 +34,7 @@ from .stores.base import (
     WriteResult,
 )
 
-__all__ = ["Commit", "SessionEngine"]
+__all__ = ["SessionEngine"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -46,16 +45,6 @@ _CLOCK_SKEW = 60.0
 _ID_ATTEMPTS = 3
 # Version-checked writes retried after a concurrent change to *other* fields.
 _MERGE_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """What the response must carry after a commit."""
-
-    cookie: bytes | None = None
-
-
-_NOTHING = Commit()
 
 
 class SessionEngine(Generic[M]):
@@ -146,7 +135,7 @@ class SessionEngine(Generic[M]):
             return "has a creation time in the future"
         if min(meta.expires_at, meta.created_at + self.max_age) <= now:
             return ""
-        size = sum(map(len, record.fields.values()))
+        size = record.size
         if size > self.max_size:
             return f"holds {size} bytes, over SESSION_MAX_SIZE"
         try:
@@ -156,7 +145,6 @@ class SessionEngine(Generic[M]):
         return SessionState(
             model,
             self.codec.snapshot(model),
-            size=size,
             session_id=verified.session_id,
             key=verified.key,
             record=record,
@@ -166,8 +154,8 @@ class SessionEngine(Generic[M]):
 
     # -- commit ------------------------------------------------------------------------------
 
-    async def commit(self, state: SessionState[M]) -> Commit:
-        """Persist what the request changed; the ``Commit`` says which cookie to send.
+    async def commit(self, state: SessionState[M]) -> bytes | None:
+        """Persist what the request changed; returns the ``Set-Cookie`` value to send, if any.
 
         Raises ``SessionConflictError`` (409), ``SessionStoreError`` (503) or
         ``SessionTooLargeError``; in each case nothing is half-written and no cookie is sent.
@@ -176,20 +164,20 @@ class SessionEngine(Generic[M]):
         if state.degraded:
             if current != state.baseline:
                 raise SessionStoreError(READ_ONLY)
-            return _NOTHING
+            return None
         if state.destroyed:
             if state.key is not None:
                 await self._call("delete a session", self.store.delete(state.key))
             if current == state.baseline and state.expiry is None:
-                return Commit(self.cookies.delete()) if state.had_cookie else _NOTHING
+                return self.cookies.delete() if state.had_cookie else None
             return await self._create(current, state)
         record, key, session_id = state.record, state.key, state.session_id
         if record is None or key is None or session_id is None:
             if current == state.baseline and state.expiry is None:
-                return _NOTHING
+                return None
             return await self._create(current, state)
         if current == state.baseline and not (state.regenerate or state.stale_key or state.expiry):
-            return _NOTHING  # the common read: one dict comparison, nothing else
+            return None  # the common read: one dict comparison, nothing else
         changed = {
             name: self.codec.encode(value)
             for name, value in current.items()
@@ -198,12 +186,12 @@ class SessionEngine(Generic[M]):
         removed = frozenset(state.baseline.keys() - current.keys())
         expiry = self._expiry(state, record.meta.created_at)
         if not (changed or removed or expiry or state.regenerate or state.stale_key):
-            return _NOTHING
+            return None
         stored = record.fields
-        size = state.size + sum(len(value) - len(stored.get(name, b"")) for name, value in changed.items())
+        size = record.size + sum(len(value) - len(stored.get(name, b"")) for name, value in changed.items())
         size -= sum(len(stored.get(name, b"")) for name in removed)
-        if size > self.settings.max_size:
-            raise SessionTooLargeError(size, self.settings.max_size)
+        if size > self.max_size:
+            raise SessionTooLargeError(size, self.max_size)
         expires_at, persistent = expiry or (record.meta.expires_at, record.meta.persistent)
         change = SessionChange(
             changed,
@@ -231,8 +219,8 @@ class SessionEngine(Generic[M]):
         if result is not WriteResult.OK:
             raise self._conflict(result, key)
         if not (state.regenerate or state.stale_key or expiry):
-            return _NOTHING
-        return Commit(self._cookie(session_id, expires_at, persistent))
+            return None
+        return self._cookie(session_id, expires_at, persistent)
 
     async def _update(
         self, key: str, change: SessionChange, ttl: float, record: SessionRecord, version: int | None
@@ -253,13 +241,13 @@ class SessionEngine(Generic[M]):
             version = fresh.meta.version
         return WriteResult.CONFLICT
 
-    async def _create(self, current: dict[str, object], state: SessionState[M]) -> Commit:
+    async def _create(self, current: dict[str, object], state: SessionState[M]) -> bytes:
         fields = {name: self.codec.encode(value) for name, value in current.items()}
-        size = sum(len(value) for value in fields.values())
-        if size > self.settings.max_size:
-            raise SessionTooLargeError(size, self.settings.max_size)
+        size = sum(map(len, fields.values()))
+        if size > self.max_size:
+            raise SessionTooLargeError(size, self.max_size)
         now = self.clock.time()
-        expires_at, persistent = self._expiry(state, now) or (now + self.settings.max_age, False)
+        expires_at, persistent = self._expiry(state, now) or (now + self.max_age, False)
         record = SessionRecord(fields, SessionMeta(now, expires_at, persistent, 0))
         for _ in range(_ID_ATTEMPTS):
             session_id = new_session_id()
@@ -268,7 +256,7 @@ class SessionEngine(Generic[M]):
                 self.store.create(store_key(session_id), record, ttl=self._ttl(expires_at)),
             )
             if result is WriteResult.OK:
-                return Commit(self._cookie(session_id, expires_at, persistent))
+                return self._cookie(session_id, expires_at, persistent)
             security_log.error("Session ID collision; the random source may be broken")
         raise SessionStoreError(
             f"Could not find a free session ID in {_ID_ATTEMPTS} attempts; the store reports every "
@@ -279,7 +267,7 @@ class SessionEngine(Generic[M]):
         """The ``(expires_at, persistent)`` that set_expiry asked for, within SESSION_MAX_AGE."""
         if state.expiry is None:
             return None
-        limit = created_at + self.settings.max_age
+        limit = created_at + self.max_age
         (seconds,) = state.expiry
         if seconds is None:
             return limit, False

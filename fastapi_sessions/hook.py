@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .exceptions import RETRY_AFTER_SECONDS, SessionConflictError, SessionStoreError
@@ -29,17 +30,12 @@ async def _drop(message: Message) -> None:
     """Where the app's messages go once we answered in its place."""
 
 
-def _error(status: int, detail: bytes, extra: list[tuple[bytes, bytes]]) -> list[Message]:
-    body = b'{"detail":"' + detail + b'"}'
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *extra,
-    ]
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
+    """The messages of a JSON error answer given in place of the app's response."""
+    response = JSONResponse({"detail": detail}, status, {"Cache-Control": "no-store", **(headers or {})})
     return [
-        {"type": "http.response.start", "status": status, "headers": headers},
-        {"type": "http.response.body", "body": body},
+        {"type": "http.response.start", "status": status, "headers": response.raw_headers},
+        {"type": "http.response.body", "body": response.body},
     ]
 
 
@@ -75,29 +71,29 @@ class _Exchange:
         _add_vary(headers)
         if status < 500:
             try:
-                commit = await self.engine.commit(state)
+                cookie = await self.engine.commit(state)
             except SessionConflictError as exc:
-                await self._replace(_error(409, b"Session conflict; retry the request.", []), exc)
+                await self._replace(_error(409, "Session conflict; retry the request."), exc)
                 return
             except SessionStoreError as exc:
-                retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-                await self._replace(_error(503, b"Session store unavailable.", retry), exc)
+                retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+                await self._replace(_error(503, "Session store unavailable.", retry), exc)
                 return
-            if commit.cookie is not None:
-                headers.append((_SET_COOKIE, commit.cookie))
+            if cookie is not None:
+                headers.append((_SET_COOKIE, cookie))
                 _forbid_caching_the_cookie(headers)
         await self._send({**message, "headers": headers})
 
     async def _accept_websocket(self, state: SessionState[Any], message: Message) -> None:
         try:
-            commit = await self.engine.commit(state)
+            cookie = await self.engine.commit(state)
         except (SessionConflictError, SessionStoreError) as exc:
             log.error("Session commit failed at WebSocket accept; closing: %s", exc)
             send, self._send = self._send, _drop
             await send({"type": "websocket.close", "code": 1011})
             return
-        if commit.cookie is not None:
-            headers = [*message.get("headers", ()), (_SET_COOKIE, commit.cookie)]
+        if cookie is not None:
+            headers = [*message.get("headers", ()), (_SET_COOKIE, cookie)]
             message = {**message, "headers": headers}
         await self._send(message)
 

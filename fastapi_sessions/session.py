@@ -28,7 +28,6 @@ class SessionState(Generic[M]):
         "record",
         "regenerate",
         "session_id",
-        "size",
         "stale_key",
     )
 
@@ -43,7 +42,6 @@ class SessionState(Generic[M]):
         had_cookie: bool = False,
         stale_key: bool = False,
         degraded: bool = False,
-        size: int = 0,
     ) -> None:
         self.model = model
         self.baseline = baseline
@@ -51,8 +49,6 @@ class SessionState(Generic[M]):
         self.session_id = session_id
         self.key = key
         self.record = record
-        self.size = size
-        """Bytes of the stored fields when loaded."""
         self.had_cookie = had_cookie
         self.stale_key = stale_key
         """The cookie was signed with a fallback key: re-issue it under the current one."""
@@ -62,8 +58,3 @@ class SessionState(Generic[M]):
         self.destroyed = False
         self.expiry: tuple[float | None] | None = None
         """Set by set_expiry: ``(seconds,)`` for a persistent cookie, ``(None,)`` to reset."""
-
-    @property
-    def loaded(self) -> bool:
-        """Whether this request found its session in the store."""
-        return self.record is not None

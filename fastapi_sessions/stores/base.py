@@ -67,7 +67,23 @@ class SessionRecord:
     @property
     def size(self) -> int:
         """Bytes of serialized session data."""
-        return sum(len(value) for value in self.fields.values())
+        return sum(map(len, self.fields.values()))
+
+    def applied(self, change: SessionChange) -> SessionRecord:
+        """This record with ``change`` applied and its version advanced: what a write stores."""
+        fields = {**self.fields, **change.fields}
+        for name in change.removed:
+            fields.pop(name, None)
+        meta = self.meta
+        return SessionRecord(
+            fields,
+            SessionMeta(
+                created_at=meta.created_at,
+                expires_at=meta.expires_at if change.expires_at is None else change.expires_at,
+                persistent=meta.persistent if change.persistent is None else change.persistent,
+                version=meta.version + 1,
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

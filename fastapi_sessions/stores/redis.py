@@ -260,16 +260,7 @@ class RedisStore:
             return WriteResult.MISSING
         if expected is not None and old.meta.version != expected:
             return WriteResult.CONFLICT
-        fields = {**old.fields, **change.fields}
-        for name in change.removed:
-            fields.pop(name, None)
-        meta = SessionMeta(
-            created_at=old.meta.created_at,
-            expires_at=old.meta.expires_at if change.expires_at is None else change.expires_at,
-            persistent=old.meta.persistent if change.persistent is None else change.persistent,
-            version=old.meta.version + 1,
-        )
-        result = await self.create(new_key, SessionRecord(fields, meta), ttl=ttl)
+        result = await self.create(new_key, old.applied(change), ttl=ttl)
         if result is not WriteResult.OK:
             return result
         deleted = await self._run(
