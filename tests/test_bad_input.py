@@ -142,9 +142,6 @@ def cookie_header(*pairs: str | bytes) -> tuple[bytes, bytes]:
 # -- a store that counts, and the app ------------------------------------------------------------
 
 
-CountingStore = RecordingStore  # the shipped wrapper: counts calls by method, notes their keys
-
-
 def build_app(manager: SessionManager[Any], model: type[BaseModel] = UserSession) -> tuple[FastAPI, list]:
     """Routes that record what the handler saw: /read (read-only), /write, /login/{id}, /logout."""
     seen: list[dict[str, Any]] = []
@@ -187,7 +184,7 @@ def build_app(manager: SessionManager[Any], model: type[BaseModel] = UserSession
 class Env:
     clock: FakeClock
     inner: MemoryStore
-    store: CountingStore
+    store: RecordingStore
     manager: SessionManager[Any]
     app: FastAPI
     seen: list[dict[str, Any]]
@@ -227,7 +224,7 @@ class Env:
 def make_env(
     clock: FakeClock, inner: MemoryStore, model: type[BaseModel] = UserSession, **settings: Any
 ) -> Env:
-    store = CountingStore(inner)
+    store = RecordingStore(inner)
     manager = SessionManager(model, settings=make_settings(**settings), store=store, clock=clock)
     app, seen = build_app(manager, model)
     return Env(clock, inner, store, manager, app, seen, model().model_dump())

@@ -33,8 +33,8 @@ from fastapi_sessions.testing import FakeClock, session_store_key
 from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
 from .test_bad_input import (
     SECURITY_LOGGER,
-    CountingStore,
     Env,
+    RecordingStore,
     Reply,
     _assert_record_discarded,
     call,
@@ -716,7 +716,7 @@ async def test_a31_an_oversized_stored_record_is_corrupt(
 # -- A.6 logging ---------------------------------------------------------------------------------
 
 
-class FlakyStore(CountingStore):
+class FlakyStore(RecordingStore):
     """Fails the next ``load`` once when ``fail_next`` is set."""
 
     fail_next = False
@@ -830,5 +830,5 @@ async def test_counting_proxy_sees_every_store_call(env: Env) -> None:
     assert cookie is not None
     await call(env.app, "POST", "/big/10", with_cookie(cookie))
     assert env.store.calls == Counter({"create": 1, "load": 1, "update": 1})
-    assert isinstance(env.store, CountingStore)
+    assert isinstance(env.store, RecordingStore)
     assert UserSession().model_dump() == env.anon
