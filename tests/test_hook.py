@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 import copy
+import inspect
 import logging
 import warnings
 from collections import Counter
@@ -661,3 +662,24 @@ def test_store_passed_in_is_not_closed_at_shutdown(
         assert tc.post("/cart/a").status_code == 200
     assert store.calls["aclose"] == 0
     assert len(store.inner) == 1
+
+
+def test_get_session_is_one_plain_function_per_manager(sessions: SessionManager[UserSession]) -> None:
+    # FastAPI inspects a dependency on every request; a bound method would cost it a failed
+    # attribute lookup each time. The same object on every access also keys dependency_overrides.
+    assert inspect.isfunction(sessions.get_session)
+    assert inspect.iscoroutinefunction(sessions.get_session)
+    assert sessions.get_session is sessions.get_session
+
+
+@pytest.mark.anyio
+async def test_dependency_overrides_replace_the_session_in_tests(
+    sessions: SessionManager[UserSession], store: ProxyStore
+) -> None:
+    app = make_app(sessions)
+    app.dependency_overrides[sessions.get_session] = lambda: UserSession(user_id=7, cart=["x"])
+    async with plain_client(app) as c:
+        response = await c.get("/me")
+    assert response.json()["user_id"] == 7
+    assert response.json()["cart"] == ["x"]
+    assert store.calls == Counter()

@@ -6,7 +6,8 @@ named ``fastapi_sessions``) runs with ``--peer-path`` first on ``PYTHONPATH``. R
 private throwaway server (``tests/redis_support.start_server``), never a shared one. Load goes to
 127.0.0.1 only; every loop is bounded and every subprocess has a timeout.
 
-    python tests/benchmarks/run.py --peer-path DIR [--quick] [--skip-e2e] [--loadgen auto|wrk|python]
+    python tests/benchmarks/run.py --peer-path DIR [--quick] [--skip-e2e] [--skip-instructions]
+        [--loadgen auto|wrk|python]
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ Result = dict[str, Any]
 
 
 PLAIN_COOKIE = "session=" + "x" * 96
+# Figure (e): the routes counted under callgrind. plain-depends' /read is the floor of any design that
+# hands the session over through Depends().
+INSTRUCTION_CASES = {
+    "plain": ("/bare", "/read", "/write"),
+    "plain-depends": ("/read",),
+    "ours-memory": ("/bare", "/read", "/write"),
+    "starlette": ("/read", "/write"),
+    "starsessions-memory": ("/read", "/write"),
+}
 
 
 def log(message: str) -> None:
@@ -132,6 +142,63 @@ class Bench:
                 )
         return found
 
+    def instructions(self) -> Result:
+        """Figure (e): CPU instructions per request under callgrind: deterministic, unlike time.
+
+        Each (system, route) runs twice under valgrind, with ``--instr-requests`` requests and with
+        none after the same warm-up; the difference divided by the count is one request's cost.
+        """
+        valgrind = shutil.which("valgrind")
+        if valgrind is None:
+            log("  valgrind not installed: skipping instructions per request")
+            return {}
+        jobs = [
+            (system, path)
+            for system, paths in INSTRUCTION_CASES.items()
+            if system in self.systems
+            for path in paths
+        ]
+        count = self.args.instr_requests
+
+        def collected(system: str, path: str, requests: int) -> int:
+            command = [
+                valgrind,
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                str(HERE / "worker.py"),
+                "requests",
+                "--system",
+                system,
+                "--path",
+                path,
+                "--requests",
+                str(requests),
+                "--warmup",
+                "100",
+                "--out",
+                str(self.tmp / f"requests-{system}-{path.strip('/')}-{requests}.json"),
+            ]
+            done = subprocess.run(
+                command, env=self.env(system), capture_output=True, text=True, timeout=900, cwd=self.tmp
+            )
+            match = re.search(r"Collected : (\d+)", done.stderr)
+            if done.returncode != 0 or match is None:
+                raise RuntimeError(f"callgrind run of {system} {path} failed:\n{done.stderr[-2000:]}")
+            return int(match[1])
+
+        def measure(job: tuple[str, str]) -> tuple[str, str, float]:
+            system, path = job
+            per_request = (collected(system, path, count) - collected(system, path, 0)) / count
+            log(f"  instructions {system} {path}: {per_request:,.0f}")
+            return system, path, per_request
+
+        found: Result = {"requests": count, "tool": "valgrind --tool=callgrind", "systems": {}}
+        with ThreadPoolExecutor(2) as pool:  # instructions do not depend on what the other core does
+            for system, path, per_request in pool.map(measure, jobs):
+                found["systems"].setdefault(system, {})[path] = per_request
+        return found
+
     def end_to_end(self) -> Result:
         loadgen = self.args.loadgen
         if loadgen == "auto":
@@ -212,8 +279,8 @@ class Bench:
 
     def _login_cookie(self, port: int, system: str) -> str | None:
         status, set_cookies, _ = self._get(port, "/login")
-        if system == "plain":
-            # The floor gets the same request a browser sends: a Cookie header of a session's size
+        if system.startswith("plain"):
+            # The floors get the same request a browser sends: a Cookie header of a session's size
             # (parsing it costs FastAPI/uvicorn something; the session systems must not pay it alone).
             return PLAIN_COOKIE
         if status != 200 or not set_cookies:
@@ -339,6 +406,9 @@ class Bench:
             if not self.args.skip_e2e:
                 log("(b) end to end under uvicorn")
                 results["e2e"] = self.end_to_end()
+            if not self.args.skip_instructions:
+                log("(e) instructions per request, under callgrind")
+                results["instructions"] = self.instructions()
         finally:
             self.redis.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -383,6 +453,8 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", choices=list(SYSTEMS), help="a subset (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks the plumbing only")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-instructions", action="store_true", help="no callgrind figure (e)")
+    parser.add_argument("--instr-requests", type=int, default=300)
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000)
@@ -397,6 +469,7 @@ def main() -> None:
     if args.quick:
         args.runs, args.requests, args.warmup, args.duration = 2, 200, 20, 1.0
         args.sessions, args.reclaim, args.redis_sessions = 2000, 2000, 2000
+        args.instr_requests = 20
     out = Path(args.out or (tempfile.mkdtemp(prefix="bench-quick-") if args.quick else ROOT / "docs"))
     if args.quick and not args.out:
         shutil.copy(ROOT / "docs" / "benchmarks.md", out / "benchmarks.md")

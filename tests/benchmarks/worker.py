@@ -1,7 +1,8 @@
 """One system, in its own process: ``python tests/benchmarks/worker.py TASK --system NAME --out FILE``.
 
 Tasks: ``inprocess`` (figure a), ``redis-commands`` (c), ``memory`` and ``reclaim`` (d, in-process
-stores), ``redis-memory`` (d, Redis). Each writes one JSON document to ``--out``. Every loop is bounded
+stores), ``redis-memory`` (d, Redis), ``requests`` (e: a fixed number of requests to one route, run
+under callgrind by the driver). Each writes one JSON document to ``--out``. Every loop is bounded
 by a count; the driver gives each process a timeout as well.
 """
 
@@ -73,10 +74,10 @@ async def inprocess(system: str, redis_url: str | None, runs: int, requests: int
     for name in ("plain", "plain-again"):
         if name in browsers and reference is not None and browsers[name] is not reference:
             browsers[name].jar = copy.deepcopy(reference.jar)
-    if system == "plain":
+    if system.startswith("plain"):
         for browser in browsers.values():
             browser.jar.set_raw("session", "x" * 96)
-    routes = list(ROUTES) + (["/depends", "/depends-async"] if system == "plain" else [])
+    routes = list(ROUTES)
     for browser in browsers.values():
         for path in routes:
             for _ in range(warmup):
@@ -107,6 +108,28 @@ async def inprocess(system: str, redis_url: str | None, runs: int, requests: int
         "timings_us": timings,
         "median_us": {n: {p: statistics.median(v) for p, v in t.items()} for n, t in timings.items()},
     }
+
+
+# -- (e) instructions per request ---------------------------------------------------------------
+
+
+async def fixed_requests(system: str, path: str, requests: int, warmup: int) -> Result:
+    """``warmup`` then ``requests`` visits of ``path``; the driver counts this process' instructions
+    under callgrind at two values of ``requests`` and divides the difference (start-up cancels out)."""
+    client = Client(build(system).app)
+    await client.start()
+    browser = Browser(client)
+    if system.startswith("plain"):
+        browser.jar.set_raw("session", "x" * 96)  # the same Cookie header as the others are sent
+    else:
+        await _sanity(browser, session=True)
+    for _ in range(warmup):
+        await _checked(browser, path)
+    for _ in range(requests):
+        await browser.visit(path)
+    await _checked(browser, path)
+    await client.stop()
+    return {"system": system, "path": path, "requests": requests}
 
 
 # -- (c) Redis commands per request --------------------------------------------------------------
@@ -351,8 +374,9 @@ async def redis_memory(system: str, redis_url: str, sessions: int, concurrency: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "task", choices=["inprocess", "redis-commands", "memory", "reclaim", "redis-memory"]
+        "task", choices=["inprocess", "redis-commands", "memory", "reclaim", "redis-memory", "requests"]
     )
+    parser.add_argument("--path", default="/read")
     parser.add_argument("--system", required=True)
     parser.add_argument("--redis-url")
     parser.add_argument("--out", required=True)
@@ -370,6 +394,8 @@ def main() -> None:
         job = memory(args.system, args.sessions)
     elif args.task == "reclaim":
         job = reclaim(args.system, args.sessions)
+    elif args.task == "requests":
+        job = fixed_requests(args.system, args.path, args.requests, args.warmup)
     else:
         job = redis_memory(args.system, args.redis_url, args.sessions, args.concurrency)
     result = asyncio.run(job)

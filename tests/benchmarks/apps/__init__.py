@@ -29,6 +29,7 @@ class System:
 # name -> (module, variant)
 SYSTEMS: dict[str, tuple[str, str | None]] = {
     "plain": ("plain", None),
+    "plain-depends": ("plain", "depends"),
     "ours-memory": ("ours", "memory"),
     "ours-redis": ("ours", "redis"),
     "starlette": ("starlette_sm", None),
@@ -39,6 +40,7 @@ SYSTEMS: dict[str, tuple[str, str | None]] = {
 REDIS_SYSTEMS = ("ours-redis", "starsessions-redis")
 LABELS = {
     "plain": "plain FastAPI (floor)",
+    "plain-depends": "plain FastAPI + one trivial `Depends` (floor of any `Depends()` design)",
     "ours-memory": "ours, MemoryStore",
     "ours-redis": "ours, RedisStore",
     "starlette": "Starlette SessionMiddleware",
