@@ -129,7 +129,8 @@ def _instructions(results: Result) -> str:
         "CPU instructions counted by `valgrind --tool=callgrind` for one request through the raw ASGI "
         f"driver: each case runs twice in a fresh process, with {found['requests']} requests and with "
         "none after the same warm-up, and the difference is divided by the count. Unlike a timing, this "
-        "repeats to within a fraction of a percent on any machine; it does not see cache misses. "
+        "repeats to within about 1% from run to run, whatever else the machine does; it does not see cache "
+        "misses. "
         '"Added" is over plain FastAPI\'s same route, and the share is of a plain `/bare` request.\n\n'
         + _table(["system", "route", "instructions", "added", "share of plain `/bare`"], rows)
         + "\n"
