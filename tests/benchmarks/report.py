@@ -120,7 +120,7 @@ def _instructions(results: Result) -> str:
     rows = []
     for system, routes in systems.items():
         for path, count in routes.items():
-            base = plain.get(path if path in plain else "/bare")
+            base = plain.get(path)
             added = "" if system == "plain" or base is None else f"{count - base:+,.0f}"
             share = "" if not added or bare is None else f"{(count - base) / bare:+.0%}"
             rows.append([LABELS[system], f"`{path}`", f"{count:,.0f}", added, share])
