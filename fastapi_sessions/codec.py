@@ -7,8 +7,6 @@ dirty detection compares one ``to_python(mode="json")`` snapshot per side, so ne
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -29,7 +27,7 @@ Snapshot = dict[str, Any]
 class ModelCodec(Generic[M]):
     """Validates, snapshots and encodes one session model class."""
 
-    __slots__ = ("_defaults", "_model", "_prefix", "_read_only", "_serializer")
+    __slots__ = ("_defaults", "_model", "_read_only", "_serializer")
 
     def __init__(self, model: type[M]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -42,15 +40,8 @@ class ModelCodec(Generic[M]):
             )
         self._model = model
         self._serializer = model.__pydantic_serializer__
-        self._prefix: dict[str, bytes] = {}
         self._defaults = self.snapshot(model())
         self._read_only: type[M] | None = None
-
-    def _key_prefix(self, name: str) -> bytes:
-        prefix = self._prefix.get(name)
-        if prefix is None:
-            prefix = self._prefix[name] = json.dumps(name).encode() + b":"
-        return prefix
 
     def new(self) -> M:
         """A session model with every field at its default."""
@@ -75,12 +66,9 @@ class ModelCodec(Generic[M]):
         """The snapshot of a new session."""
         return self._defaults
 
-    def decode(self, fields: Mapping[str, bytes]) -> M:
-        """Validate stored fields; raises ``ValueError`` (pydantic's ``ValidationError``) if they fail."""
-        prefix = self._prefix
-        parts = [(prefix.get(k) or self._key_prefix(k)) + v for k, v in fields.items()]
-        blob = b"{" + b",".join(parts) + b"}"
-        return self._model.model_validate_json(blob)
+    def decode(self, document: bytes) -> M:
+        """Validate a stored JSON document; raises ``ValueError`` (pydantic's ``ValidationError``)."""
+        return self._model.model_validate_json(document)
 
     def snapshot(self, model: M) -> Snapshot:
         """The model as JSON-ready Python data, keyed like the stored fields."""

@@ -32,6 +32,7 @@ from .stores.base import (
     SessionRecord,
     SessionStore,
     WriteResult,
+    json_document,
 )
 
 __all__ = ["SessionEngine"]
@@ -135,11 +136,15 @@ class SessionEngine(Generic[M]):
             return "has a creation time in the future"
         if min(meta.expires_at, meta.created_at + self.max_age) <= now:
             return ""
-        size = record.size
-        if size > self.max_size:
-            return f"holds {size} bytes, over SESSION_MAX_SIZE"
+        document = record.document
+        if document is None:
+            document = json_document(record.fields)
+        if len(document) > self.max_size:  # the document is the values and more: only then count
+            size = record.size
+            if size > self.max_size:
+                return f"holds {size} bytes, over SESSION_MAX_SIZE"
         try:
-            model = self.codec.decode(record.fields)
+            model = self.codec.decode(document)
         except (ValueError, RecursionError) as exc:
             return f"does not fit the model ({type(exc).__name__})"
         return SessionState(
@@ -187,11 +192,15 @@ class SessionEngine(Generic[M]):
         expiry = self._expiry(state, record.meta.created_at)
         if not (changed or removed or expiry or state.regenerate or state.stale_key):
             return None
-        stored = record.fields
-        size = record.size + sum(len(value) - len(stored.get(name, b"")) for name, value in changed.items())
-        size -= sum(len(stored.get(name, b"")) for name in removed)
-        if size > self.max_size:
-            raise SessionTooLargeError(size, self.max_size)
+        document = record.document  # holds every stored value: a bound that spares the count
+        if document is None or len(document) + sum(map(len, changed.values())) > self.max_size:
+            stored = record.fields
+            size = record.size + sum(
+                len(value) - len(stored.get(name, b"")) for name, value in changed.items()
+            )
+            size -= sum(len(stored.get(name, b"")) for name in removed)
+            if size > self.max_size:
+                raise SessionTooLargeError(size, self.max_size)
         expires_at, persistent = expiry or (record.meta.expires_at, record.meta.persistent)
         change = SessionChange(
             changed,
@@ -226,13 +235,13 @@ class SessionEngine(Generic[M]):
         self, key: str, change: SessionChange, ttl: float, record: SessionRecord, version: int | None
     ) -> WriteResult:
         """Update; under version checks, retry when only fields this request did not touch moved on."""
-        touched = change.fields.keys() | change.removed
         for _ in range(_MERGE_ATTEMPTS):
             result = await self._call(
                 "update a session", self.store.update(key, change, ttl=ttl, expected_version=version)
             )
             if result is not WriteResult.CONFLICT:
                 return result
+            touched = change.fields.keys() | change.removed
             fresh = await self._call("reload a session", self.store.load(key))
             if fresh is None:
                 return WriteResult.MISSING

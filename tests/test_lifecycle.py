@@ -115,7 +115,7 @@ async def test_regenerate_issues_a_new_id_keeps_data_and_deletes_the_old_record(
     first = cookie_of(await client.post("/cart/a"))
     assert first is not None
     old_key = session_store_key(session_id_of(first))
-    created_at = store.inner._data[old_key].meta.created_at
+    created_at = store.inner._data[old_key].record().meta.created_at
     clock.advance(10)
     response = await client.post("/login/7", follow_redirects=False)
     assert response.status_code == 303
@@ -125,7 +125,8 @@ async def test_regenerate_issues_a_new_id_keeps_data_and_deletes_the_old_record(
     assert store.calls["rename"] == 1
     assert old_key not in store.inner._data
     new_key = session_store_key(session_id_of(second))
-    assert store.inner._data[new_key].meta.created_at == created_at, "regenerate keeps the creation time"
+    kept = store.inner._data[new_key].record().meta.created_at
+    assert kept == created_at, "regenerate keeps the creation time"
     assert (await client.get("/me")).json() == {"user_id": 7, "cart": ["a"], "prefs": {}}
     replay = await get_with_cookie(client, "/me", first)
     assert replay.json()["user_id"] is None, "the pre-login cookie must stop working"
@@ -322,4 +323,4 @@ async def test_computed_fields_are_not_stored_and_forbid_models_keep_their_sessi
         response = await c.post("/add/b")
         assert response.json() == {"items": ["a", "b"], "count": 2}
     (entry,) = store.inner._data.values()
-    assert set(entry.fields) == {"items"}
+    assert set(entry.record().fields) == {"items"}

@@ -211,8 +211,8 @@ async def test_a2_ids_are_meaningless(env: Env) -> None:
     assert first is not None
     assert second is not None
     assert id_of(first) != id_of(second), "identical data, different IDs"
-    assert env.inner._data[session_store_key(id_of(first))].fields == (
-        env.inner._data[session_store_key(id_of(second))].fields
+    assert env.inner._data[session_store_key(id_of(first))].record().fields == (
+        env.inner._data[session_store_key(id_of(second))].record().fields
     )
     signer = TimestampSigner(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
     for cookie in (first, second):
@@ -256,7 +256,7 @@ async def test_a5_regenerate_new_id_same_data_old_key_gone_in_one_operation(env:
     first = (await call(env.app, "POST", "/write")).cookie()
     assert first is not None
     old_key = session_store_key(id_of(first))
-    before = dict(env.inner._data[old_key].fields)
+    before = dict(env.inner._data[old_key].record().fields)
     env.store.reset()
     reply = await call(env.app, "POST", "/login/5", with_cookie(first))
     second = reply.cookie()
@@ -264,7 +264,7 @@ async def test_a5_regenerate_new_id_same_data_old_key_gone_in_one_operation(env:
     assert id_of(second) != id_of(first)
     assert dict(env.store.calls) == {"load": 1, "rename": 1}, "one atomic store operation"
     assert old_key not in env.inner._data
-    after = dict(env.inner._data[session_store_key(id_of(second))].fields)
+    after = dict(env.inner._data[session_store_key(id_of(second))].record().fields)
     assert after == {**before, "user_id": b"5"}
     await call(env.app, "GET", "/read", with_cookie(second))
     assert env.seen[-1] == {"user_id": 5, "cart": [], "prefs": {"w": "1"}}
@@ -604,13 +604,11 @@ async def test_a24_raising_created_at_or_expires_at_in_the_store_does_not_extend
         key = session_store_key(session_id)
         short.clock.advance(50)
         entry = short.inner._data[key]
-        meta = entry.meta
+        fields, meta, _ = entry.record()
         if tamper == "created_at":
-            entry.meta = SessionMeta(short.clock.time(), meta.expires_at, meta.persistent, meta.version)
+            entry.pack(fields, meta._replace(created_at=short.clock.time()))
         else:
-            entry.meta = SessionMeta(
-                meta.created_at, meta.expires_at + 10**6, meta.persistent, meta.version
-            )
+            entry.pack(fields, meta._replace(expires_at=meta.expires_at + 10**6))
         entry.deadline = short.clock.monotonic() + 10**6  # the store's own TTL would not save us
         short.clock.advance(51)
         await call(short.app, "GET", "/read", with_cookie(short.sign(session_id)))
@@ -637,13 +635,13 @@ async def test_a25_an_expired_record_is_absent_deleted_and_its_id_never_reused(e
 @pytest.mark.parametrize("path", ["/boom", "/unavailable", "/bad-gateway"])
 async def test_a27_no_changes_persisted_when_the_handler_fails(env: Env, path: str) -> None:
     _, cookie = await env.seed(fields={"user_id": b"27", "cart": b'["a"]'})
-    snapshot = {k: (dict(e.fields), e.meta) for k, e in env.inner._data.items()}
+    snapshot = {k: (dict(e.record().fields), e.record().meta) for k, e in env.inner._data.items()}
     env.store.reset()
     reply = await call(env.app, "POST", path, with_cookie(cookie))
     assert reply.status >= 500 or isinstance(reply.error, RuntimeError)
     assert reply.set_cookies == []
     assert env.store.writes() == 0
-    assert {k: (dict(e.fields), e.meta) for k, e in env.inner._data.items()} == snapshot
+    assert {k: (dict(e.record().fields), e.record().meta) for k, e in env.inner._data.items()} == snapshot
     reply = await call(env.app, "POST", path)  # a new session is not created either
     assert reply.set_cookies == []
     assert env.store.writes() == 0
@@ -697,14 +695,14 @@ async def test_a30_a_record_that_fails_the_model_is_never_partially_used(
 async def test_a31_an_oversized_session_is_refused_before_any_cookie(env: Env, size: int) -> None:
     _, cookie = await env.seed(user_id=31)
     for headers in ([], with_cookie(cookie)):
-        snapshot = {k: dict(e.fields) for k, e in env.inner._data.items()}
+        snapshot = {k: dict(e.record().fields) for k, e in env.inner._data.items()}
         env.store.reset()
         reply = await call(env.app, "POST", f"/big/{size}", headers)
         assert reply.set_cookies == []
         assert reply.status >= 500 or reply.status == 0
         assert isinstance(reply.error, SessionTooLargeError) or reply.status == 413
         assert env.store.writes() == 0
-        assert {k: dict(e.fields) for k, e in env.inner._data.items()} == snapshot
+        assert {k: dict(e.record().fields) for k, e in env.inner._data.items()} == snapshot
 
 
 async def test_a31_an_oversized_stored_record_is_corrupt(

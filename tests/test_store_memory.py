@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from fastapi_sessions import SessionConfigError
-from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores import MemoryStore, SessionChange, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.base import json_document
 from fastapi_sessions.testing import CHECKS, FakeClock, StoreConformance, StoreHarness, fake_wait
 
 
@@ -114,3 +116,59 @@ async def test_the_conformance_checks_catch_a_broken_store(broken: type[MemorySt
         except AssertionError:
             failures += 1
     assert failures >= 1
+
+
+async def _round_trip(store: MemoryStore, key: str) -> dict[str, bytes]:
+    loaded = await store.load(key)
+    assert loaded is not None
+    assert loaded.document in (None, json_document(loaded.fields)), "a document must be the joined fields"
+    return dict(loaded.fields)
+
+
+@pytest.mark.anyio
+async def test_packing_keeps_names_that_need_escaping_and_percent_signs() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    fields = {"a%s": b"1", 'q"uote': b'"x"', "caf\u00e9": b"[1,2]", "%%": b"{}", "": b"null"}
+    await store.create("k", SessionRecord(fields, SessionMeta(clock.time(), clock.time() + 60)), ttl=60)
+    assert await _round_trip(store, "k") == fields
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert loaded.document is not None
+    assert json.loads(loaded.document) == {"a%s": 1, 'q"uote': "x", "caf\u00e9": [1, 2], "%%": {}, "": None}
+    assert await store.update("k", SessionChange({"%%": b"[]"}), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {**fields, "%%": b"[]"}
+
+
+@pytest.mark.anyio
+async def test_values_too_long_to_pack_are_kept_whole_and_can_shrink_back() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    big = b'"' + b"x" * 70_000 + b'"'
+    meta = SessionMeta(clock.time(), clock.time() + 60)
+    await store.create("k", SessionRecord({"a": b"1", "b": big}, meta), ttl=60)
+    assert await _round_trip(store, "k") == {"a": b"1", "b": big}
+    assert await store.update("k", SessionChange({"a": b"2"}), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {"a": b"2", "b": big}
+    assert await store.update("k", SessionChange({"b": b'"small"'}), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {"a": b"2", "b": b'"small"'}
+    # A value that grows past the packed length field in place.
+    assert await store.update("k", SessionChange({"a": big}), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {"a": big, "b": b'"small"'}
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert loaded.meta.version == 3
+
+
+@pytest.mark.anyio
+async def test_in_place_writes_of_several_fields_of_changing_lengths() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    fields = {"a": b"1", "b": b'"bb"', "c": b"[3]", "d": b"4"}
+    await store.create("k", SessionRecord(fields, SessionMeta(clock.time(), clock.time() + 60)), ttl=60)
+    change = {"d": b"", "b": b'"a much longer value"', "a": b"[1,2,3,4]"}
+    assert await store.update("k", SessionChange(change), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {**fields, **change}
+    change2 = {"c": b"0", "e": b"5"}  # a new field: packed anew in a new layout
+    assert await store.update("k", SessionChange(change2, frozenset({"a"})), ttl=60) is WriteResult.OK
+    assert await _round_trip(store, "k") == {"b": b'"a much longer value"', "c": b"0", "d": b"", "e": b"5"}

@@ -21,6 +21,7 @@ Rules every store follows (the conformance suite in ``fastapi_sessions.testing``
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -34,7 +35,32 @@ __all__ = [
     "SessionRecord",
     "SessionStore",
     "WriteResult",
+    "json_document",
 ]
+
+# JSON spellings of field names with their colon: names repeat across every session of a model.
+_KEY_PREFIXES: dict[str, bytes] = {}
+_MAX_KEY_PREFIXES = 4096
+
+
+def field_prefix(name: str) -> bytes:
+    """``"name":``, the start of a field in a JSON document."""
+    prefix = _KEY_PREFIXES.get(name)
+    if prefix is None:
+        prefix = json.dumps(name).encode() + b":"
+        if len(_KEY_PREFIXES) < _MAX_KEY_PREFIXES:
+            _KEY_PREFIXES[name] = prefix
+    return prefix
+
+
+def json_document(fields: Mapping[str, bytes]) -> bytes:
+    """The fields joined into one JSON object, ``{"name":<value>,...}``: what the model validates.
+
+    Stores that keep a session as this one document hand it over as ``SessionRecord.document``.
+    """
+    prefixes = _KEY_PREFIXES
+    parts = [(prefixes.get(name) or field_prefix(name)) + value for name, value in fields.items()]
+    return b"{" + b",".join(parts) + b"}"
 
 
 class CorruptRecordError(SessionError):
@@ -65,6 +91,9 @@ class SessionRecord(NamedTuple):
 
     fields: Mapping[str, bytes]
     meta: SessionMeta
+    document: bytes | None = None
+    """Optional: ``json_document(fields)``, for a store that keeps the session as that one document
+    (it spares the engine the join on every read). Leave it None unless it is exactly that."""
 
     @property
     def size(self) -> int:

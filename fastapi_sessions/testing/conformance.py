@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import anyio
 
 from ..signing import new_session_id, store_key
-from ..stores.base import SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+from ..stores.base import (
+    SessionChange,
+    SessionMeta,
+    SessionRecord,
+    SessionStore,
+    WriteResult,
+    json_document,
+)
 
 __all__ = ["CHECKS", "StoreHarness"]
 
@@ -48,6 +55,8 @@ def _same(a: SessionRecord | None, b: SessionRecord) -> None:
     assert a is not None, "the record is missing"
     assert dict(a.fields) == dict(b.fields), f"fields differ: {dict(a.fields)} != {dict(b.fields)}"
     assert a.meta == b.meta, f"metadata differs: {a.meta} != {b.meta}"
+    if a.document is not None:
+        assert a.document == json_document(a.fields), "document is not json_document(fields)"
 
 
 async def check_load_of_unknown_key_is_none_and_creates_nothing(h: StoreHarness) -> None:

@@ -1,0 +1,184 @@
+"""How ``MemoryStore`` keeps one session in a few hundred bytes: packed into a single ``bytes``.
+
+The blob is the session's JSON document (what the model validates, handed to the engine as is, so a
+read joins nothing), then each field value's length (so a write can replace one value in place), then
+the metadata. Everything the sessions of one model share (names, offsets) lives once in a ``Layout``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection, ItemsView, Iterator, KeysView, Mapping, ValuesView
+from itertools import accumulate
+from typing import Any
+
+from .base import SessionChange, SessionMeta, SessionRecord, field_prefix
+
+__all__ = ["TAIL", "Entry", "Layout", "PackedFields", "new_tuple"]
+
+TAIL = struct.Struct("<dd?qH")  # created_at, expires_at, persistent, version, number of fields
+_MAX_LAYOUTS = 1024  # one per distinct tuple of field names: bounded, in case names vary
+new_tuple = tuple.__new__
+
+
+class Layout:
+    """What every session with the same field names shares: the names, and where their values sit."""
+
+    __slots__ = ("index", "lengths", "names", "starts", "template")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.index = {name: index for index, name in enumerate(names)}
+        prefixes = [field_prefix(name) for name in names]
+        self.template = b"{" + b",".join(prefix.replace(b"%", b"%%") + b"%s" for prefix in prefixes) + b"}"
+        # Where value i starts when every value before it is empty: "{", the prefixes, the commas.
+        self.starts = list(accumulate((len(prefix) + 1 for prefix in prefixes), initial=0))[1:]
+        self.lengths = struct.Struct(f"<{len(names)}H")
+
+    def pack(self, values: Collection[bytes], meta: SessionMeta) -> bytes:
+        """Raises ``struct.error`` when a value is too long to pack."""
+        lengths = self.lengths.pack(*map(len, values))
+        return self.template % tuple(values) + lengths + TAIL.pack(*meta, len(values))
+
+    def unpack(self, blob: bytes) -> dict[str, bytes]:
+        fields = {}
+        offset = 0  # the lengths of the values before this one
+        for name, start, length in zip(self.names, self.starts, self._lengths(blob), strict=True):
+            start += offset
+            fields[name] = blob[start : start + length]
+            offset += length
+        return fields
+
+    def _lengths(self, blob: bytes) -> tuple[int, ...]:
+        return self.lengths.unpack_from(blob, len(blob) - TAIL.size - self.lengths.size)
+
+    def replace(self, blob: bytes, fields: Mapping[str, bytes], meta: SessionMeta) -> bytes:
+        """``blob`` with the values of ``fields`` (all of them in this layout) replaced in place."""
+        lengths = list(self._lengths(blob))
+        document = blob[: len(blob) - TAIL.size - self.lengths.size]
+        for name, value in fields.items():
+            index = self.index[name]
+            start = self.starts[index] + sum(lengths[:index])
+            document = document[:start] + value + document[start + lengths[index] :]
+            lengths[index] = len(value)
+        return document + self.lengths.pack(*lengths) + TAIL.pack(*meta, len(lengths))
+
+
+_LAYOUTS: dict[tuple[str, ...], Layout] = {}
+
+
+def _layout(names: tuple[str, ...]) -> Layout:
+    layout = _LAYOUTS.get(names)
+    if layout is None:
+        layout = Layout(names)
+        if len(_LAYOUTS) < _MAX_LAYOUTS:
+            _LAYOUTS[names] = layout
+    return layout
+
+
+class PackedFields(Mapping[str, bytes]):
+    """A record's fields, cut out of its packed blob only when asked for (writes do, reads do not)."""
+
+    __slots__ = ("_blob", "_fields", "_layout")
+
+    def __init__(self, blob: bytes, layout: Layout) -> None:
+        self._blob = blob
+        self._layout = layout
+        self._fields: dict[str, bytes] | None = None
+
+    def _unpacked(self) -> dict[str, bytes]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = self._layout.unpack(self._blob)
+        return fields
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._unpacked()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._unpacked().get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout.names)
+
+    def __len__(self) -> int:
+        return len(self._layout.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._unpacked()
+
+    def keys(self) -> KeysView[str]:
+        return self._unpacked().keys()
+
+    def items(self) -> ItemsView[str, bytes]:
+        return self._unpacked().items()
+
+    def values(self) -> ValuesView[bytes]:
+        return self._unpacked().values()
+
+
+class Entry:
+    """One session, packed: document, value lengths and metadata in one ``bytes``, plus its deadline.
+
+    This is what keeps a small session at a few hundred bytes, and a read at one slice of the blob.
+    """
+
+    __slots__ = ("blob", "deadline", "layout")
+
+    blob: bytes | SessionRecord  # the record as is when a value is too long to pack
+    layout: Layout
+
+    def __init__(self, deadline: float, record: SessionRecord) -> None:
+        self.deadline = deadline  # on the monotonic clock
+        self.pack(record.fields, record.meta)
+
+    def pack(self, fields: Mapping[str, bytes], meta: SessionMeta) -> None:
+        values = fields.values()
+        self.layout = _layout(tuple(fields))
+        try:
+            self.blob = self.layout.pack(values, meta)
+        except struct.error:  # a value longer than the 16-bit length field
+            self.blob = SessionRecord(dict(fields), meta)
+
+    def meta(self) -> SessionMeta:
+        blob = self.blob
+        if isinstance(blob, SessionRecord):
+            return blob.meta
+        return new_tuple(SessionMeta, TAIL.unpack_from(blob, len(blob) - TAIL.size)[:4])
+
+    def record(self) -> SessionRecord:
+        blob = self.blob
+        if isinstance(blob, SessionRecord):
+            return SessionRecord(dict(blob.fields), blob.meta)
+        end = len(blob) - TAIL.size
+        return new_tuple(
+            SessionRecord,
+            (
+                PackedFields(blob, self.layout),
+                new_tuple(SessionMeta, TAIL.unpack_from(blob, end)[:4]),
+                blob[: end - self.layout.lengths.size],
+            ),
+        )
+
+    def apply(self, change: SessionChange) -> SessionMeta:
+        """Write ``change`` and advance the version; returns the new metadata."""
+        meta = self.meta()
+        meta = SessionMeta(
+            meta.created_at,
+            meta.expires_at if change.expires_at is None else change.expires_at,
+            meta.persistent if change.persistent is None else change.persistent,
+            meta.version + 1,
+        )
+        blob, layout = self.blob, self.layout
+        if isinstance(blob, bytes) and not change.removed and change.fields.keys() <= layout.index.keys():
+            try:  # the common write: the same fields, some of them with new values
+                self.blob = layout.replace(blob, change.fields, meta)
+                return meta
+            except struct.error:  # a value too long for its length field: packed anew below
+                pass
+        fields = dict(self.record().fields.items())
+        fields.update(change.fields)
+        for name in change.removed:
+            fields.pop(name, None)
+        self.pack(fields, meta)
+        return meta
