@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from ..exceptions import SessionError
@@ -117,11 +117,10 @@ class SessionRecord(NamedTuple):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class SessionChange:
+class SessionChange(NamedTuple):
     """What one request changes in an existing record."""
 
-    fields: Mapping[str, bytes] = field(default_factory=dict)
+    fields: Mapping[str, bytes] = MappingProxyType({})
     """Top-level fields to set, as JSON."""
     removed: frozenset[str] = frozenset()
     """Top-level fields to delete."""
