@@ -8,8 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fastapi_sessions import SessionConfigError
-from fastapi_sessions.stores import MemoryStore, SessionChange, SessionMeta, SessionRecord, WriteResult
-from fastapi_sessions.stores.base import json_document
+from fastapi_sessions.stores import (
+    MemoryStore,
+    SessionChange,
+    SessionMeta,
+    SessionRecord,
+    WriteResult,
+    json_document,
+)
 from fastapi_sessions.testing import CHECKS, FakeClock, StoreConformance, StoreHarness, fake_wait
 
 

@@ -6,7 +6,15 @@ imported here so that the core never imports ``redis``.
 
 from __future__ import annotations
 
-from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, SessionStore, WriteResult
+from .base import (
+    CorruptRecordError,
+    SessionChange,
+    SessionMeta,
+    SessionRecord,
+    SessionStore,
+    WriteResult,
+    json_document,
+)
 from .memory import MemoryStore
 
 __all__ = [
@@ -17,4 +25,5 @@ __all__ = [
     "SessionRecord",
     "SessionStore",
     "WriteResult",
+    "json_document",
 ]
