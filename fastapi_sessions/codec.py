@@ -7,8 +7,10 @@ dirty detection compares one ``to_python(mode="json")`` snapshot per side, so ne
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import types
+from typing import Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
+from annotated_types import BaseMetadata
 from pydantic import BaseModel
 from pydantic_core import to_json
 
@@ -22,12 +24,48 @@ READ_ONLY = (
     "(SESSION_ON_STORE_ERROR=degrade); retry the change later."
 )
 Snapshot = dict[str, Any]
+_SCALARS = (int, str, bool, type(None))
+
+
+def _scalar(annotation: Any) -> bool:
+    """Whether every value of ``annotation`` is an immutable JSON scalar (int, str, bool or None)."""
+    if annotation in _SCALARS:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return all(type(value) in _SCALARS for value in get_args(annotation))
+    if origin is Union or origin is types.UnionType:
+        return all(_scalar(arg) for arg in get_args(annotation))
+    return False
+
+
+def dict_is_snapshot(model: type[BaseModel]) -> bool:
+    """Whether a copy of an instance's ``__dict__`` equals its snapshot, so no serializer need run.
+
+    True for the common flat session (ids, names, roles, flags): every field an immutable JSON scalar,
+    stored under its own name, with nothing that changes how it serializes.
+    """
+    if getattr(model, "__pydantic_root_model__", False) or model.model_config.get("extra") == "allow":
+        return False
+    decorators = model.__pydantic_decorators__
+    if decorators.field_serializers or decorators.model_serializers:
+        return False
+    for name, info in model.model_fields.items():
+        if info.alias not in (None, name) or info.serialization_alias not in (None, name):
+            return False
+        if info.exclude or getattr(info, "exclude_if", None) is not None:
+            return False
+        if not all(isinstance(item, BaseMetadata) for item in info.metadata):
+            return False
+        if not _scalar(info.annotation):
+            return False
+    return True
 
 
 class ModelCodec(Generic[M]):
     """Validates, snapshots and encodes one session model class."""
 
-    __slots__ = ("_defaults", "_model", "_read_only", "_serializer")
+    __slots__ = ("_copy_dict", "_defaults", "_model", "_read_only", "_serializer")
 
     def __init__(self, model: type[M]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -40,6 +78,7 @@ class ModelCodec(Generic[M]):
             )
         self._model = model
         self._serializer = model.__pydantic_serializer__
+        self._copy_dict = dict_is_snapshot(model)
         self._defaults = self.snapshot(model())
         self._read_only: type[M] | None = None
 
@@ -72,6 +111,8 @@ class ModelCodec(Generic[M]):
 
     def snapshot(self, model: M) -> Snapshot:
         """The model as JSON-ready Python data, keyed like the stored fields."""
+        if self._copy_dict:  # immutable scalars only: the same dict, without a serializer run
+            return model.__dict__.copy()
         # round_trip: values valid as input again, and computed fields left out (they are derived).
         data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
         return data
