@@ -1,8 +1,9 @@
 """Between the user's Pydantic model and stored fields: one JSON document per top-level field.
 
-Loading joins the stored fields into one JSON object and validates it in a single pydantic-core call;
+Loading validates the stored fields, joined into one JSON object, in a single pydantic-core call;
 dirty detection compares one ``to_python(mode="json")`` snapshot per side, so nested mutation
-(``session.cart.append(...)``) is seen without hooks on the model.
+(``session.cart.append(...)``) is seen without hooks on the model. For a flat model of immutable
+scalars a copy of the instance ``__dict__`` is that snapshot already, and no serializer runs.
 """
 
 from __future__ import annotations
