@@ -324,3 +324,53 @@ async def test_computed_fields_are_not_stored_and_forbid_models_keep_their_sessi
         assert response.json() == {"items": ["a", "b"], "count": 2}
     (entry,) = store.inner._data.values()
     assert set(entry.record().fields) == {"items"}
+
+
+async def test_max_size_counts_values_even_when_the_stored_document_is_longer(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    """MemoryStore hands over the whole JSON document; its field names must not count as session size."""
+    from pydantic import BaseModel
+
+    from fastapi_sessions import SessionTooLargeError
+
+    from .conftest import make_settings
+
+    class LongNames(BaseModel):
+        a_field_name_long_enough_to_matter_number_one: str = ""
+        a_field_name_long_enough_to_matter_number_two: str = ""
+
+    sessions = SessionManager(LongNames, settings=make_settings(max_size=64), store=store, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[LongNames, Depends(sessions.get_session)]
+
+    @app.post("/set/{one}/{two}")
+    async def put(one: str, two: str, session: Session) -> LongNames:
+        session.a_field_name_long_enough_to_matter_number_one = one
+        session.a_field_name_long_enough_to_matter_number_two = two
+        return session
+
+    @app.get("/read")
+    async def read(session: Session) -> LongNames:
+        return session
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
+        await c.post(f"/set/{'a' * 18}/{'b' * 18}")  # values: 2 x 20 bytes; the document: 131
+        (entry,) = store.inner._data.values()
+        loaded = entry.record()
+        assert loaded.document is not None
+        assert len(loaded.document) > 64 >= loaded.size
+        assert (await c.get("/read")).json()["a_field_name_long_enough_to_matter_number_one"] == "a" * 18
+        reply = await c.post(f"/set/{'c' * 18}/{'d' * 18}")
+        assert reply.status_code == 200, "a write within SESSION_MAX_SIZE must be stored"
+        assert (
+            dict(entry.record().fields)["a_field_name_long_enough_to_matter_number_two"]
+            == b'"' + b"d" * 18 + b'"'
+        )
+        with pytest.raises(SessionTooLargeError):
+            await c.post(f"/set/{'e' * 18}/{'f' * 60}")  # values: 20 + 62 bytes
+    assert (
+        dict(entry.record().fields)["a_field_name_long_enough_to_matter_number_two"]
+        == b'"' + b"d" * 18 + b'"'
+    )
