@@ -85,6 +85,15 @@ class SessionMeta(NamedTuple):
     version: int = 0
     """Incremented by every update; compared when ``SESSION_CONCURRENCY=version_check``."""
 
+    def after(self, change: SessionChange) -> SessionMeta:
+        """The metadata once ``change`` is written: its expiry, if any, and the next version."""
+        return SessionMeta(
+            self.created_at,
+            self.expires_at if change.expires_at is None else change.expires_at,
+            self.persistent if change.persistent is None else change.persistent,
+            self.version + 1,
+        )
+
 
 class SessionRecord(NamedTuple):
     """A stored session: JSON per top-level field, and metadata."""
@@ -105,16 +114,7 @@ class SessionRecord(NamedTuple):
         fields = {**self.fields, **change.fields}
         for name in change.removed:
             fields.pop(name, None)
-        meta = self.meta
-        return SessionRecord(
-            fields,
-            SessionMeta(
-                created_at=meta.created_at,
-                expires_at=meta.expires_at if change.expires_at is None else change.expires_at,
-                persistent=meta.persistent if change.persistent is None else change.persistent,
-                version=meta.version + 1,
-            ),
-        )
+        return SessionRecord(fields, self.meta.after(change))
 
 
 class SessionChange(NamedTuple):

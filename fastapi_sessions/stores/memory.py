@@ -126,9 +126,10 @@ class MemoryStore:
     def _apply(
         self, entry: Entry, change: SessionChange, ttl: float, expected_version: int | None
     ) -> WriteResult:
-        if expected_version is not None and entry.meta().version != expected_version:
+        meta = entry.meta()
+        if expected_version is not None and meta.version != expected_version:
             return WriteResult.CONFLICT
-        entry.deadline = self._deadline(ttl, entry.apply(change).expires_at)
+        entry.deadline = self._deadline(ttl, entry.apply(change, meta).expires_at)
         return WriteResult.OK
 
     async def update(

@@ -160,25 +160,16 @@ class Entry:
             ),
         )
 
-    def apply(self, change: SessionChange) -> SessionMeta:
-        """Write ``change`` and advance the version; returns the new metadata."""
-        meta = self.meta()
-        meta = SessionMeta(
-            meta.created_at,
-            meta.expires_at if change.expires_at is None else change.expires_at,
-            meta.persistent if change.persistent is None else change.persistent,
-            meta.version + 1,
-        )
+    def apply(self, change: SessionChange, meta: SessionMeta) -> SessionMeta:
+        """Write ``change`` over this entry, whose metadata is ``meta``; returns the new metadata."""
         blob, layout = self.blob, self.layout
         if isinstance(blob, bytes) and not change.removed and change.fields.keys() <= layout.index.keys():
+            meta = meta.after(change)
             try:  # the common write: the same fields, some of them with new values
                 self.blob = layout.replace(blob, change.fields, meta)
                 return meta
             except struct.error:  # a value too long for its length field: packed anew below
                 pass
-        fields = dict(self.record().fields.items())
-        fields.update(change.fields)
-        for name in change.removed:
-            fields.pop(name, None)
+        fields, meta, _ = self.record().applied(change)
         self.pack(fields, meta)
         return meta
