@@ -108,7 +108,9 @@ class ModelCodec(Generic[M]):
 
     def decode(self, document: bytes) -> M:
         """Validate a stored JSON document; raises ``ValueError`` (pydantic's ``ValidationError``)."""
-        return self._model.model_validate_json(document)
+        # The validator itself: model_validate_json adds a Python frame and five keywords to the call.
+        model: M = self._model.__pydantic_validator__.validate_json(document)
+        return model
 
     def snapshot(self, model: M) -> Snapshot:
         """The model as JSON-ready Python data, keyed like the stored fields."""

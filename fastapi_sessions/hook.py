@@ -3,6 +3,10 @@
 It sits on ``send``, so it sees every response kind the same way: a returned model, a ``Response`` the
 endpoint built (a redirect after login), a ``StreamingResponse`` or an ``HTTPException`` page. A request
 that never asked for its session pays for one small object and nothing else.
+
+Header names are compared as sent: ASGI requires them in lower case. Should an app break that rule, the
+worst case is a second ``Vary`` or ``Cache-Control`` line next to its own, which HTTP merges into one
+list (and ``no-store`` still wins).
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     """No cache may store our Set-Cookie: add ``no-store``, or to the app's own Cache-Control
     (``public, max-age=600``) add ``no-cache="Set-Cookie"``, which keeps its caching otherwise."""
     for index, (name, value) in enumerate(headers):
-        if name.lower() == _CACHE_CONTROL:
+        if name == _CACHE_CONTROL:
             lowered = value.lower()
             if b"no-store" not in lowered and b"private" not in lowered:
                 headers[index] = (name, value + b', no-cache="Set-Cookie"')
@@ -118,7 +122,7 @@ def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
 
 def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:
     for index, (name, value) in enumerate(headers):
-        if name.lower() == _VARY:
+        if name == _VARY:
             tokens = {token.strip().lower() for token in value.split(b",")}
             if b"cookie" not in tokens and b"*" not in tokens:
                 headers[index] = (name, value + b", Cookie")

@@ -35,7 +35,6 @@ class SessionState(Generic[M]):
         self,
         model: M,
         baseline: Snapshot,
-        *,
         session_id: str | None = None,
         key: str | None = None,
         record: SessionRecord | None = None,

@@ -504,6 +504,31 @@ async def test_app_headers_list_and_start_message_are_never_mutated(
     assert kept["start"] == kept["start_before"]
 
 
+@pytest.mark.anyio
+async def test_app_sending_capitalised_header_names_still_gets_vary_and_no_store(
+    sessions: SessionManager[UserSession],
+) -> None:
+    # ASGI requires lower-case names; an app that breaks the rule gets a second line of each header,
+    # which HTTP reads as one list: the Cookie variant is declared and no cache stores the cookie.
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        session = await sessions.get_session(HTTPConnection(scope))
+        session.user_id = 1
+        headers = [(b"Vary", b"Accept"), (b"Cache-Control", b"public, max-age=600")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = FastAPI()
+    sessions.install(app)
+    app.mount("/raw", raw)
+    async with plain_client(app) as c:
+        response = await c.get("/raw/")
+    assert cookie_of(response) is not None
+    assert "cookie" in vary_tokens(response)
+    assert "accept" in vary_tokens(response)
+    cache_control = ", ".join(response.headers.get_list("cache-control"))
+    assert "no-store" in cache_control
+
+
 # -- store failures ---------------------------------------------------------------------------------
 
 

@@ -109,12 +109,18 @@ class MemoryStore:
         heapq.heappush(self._heap, (entry.deadline, key))
 
     async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
-        entry = self._live(key)
+        # _live() and _deadline() spelled out: this runs on every request, and one clock read serves both.
+        entry = self._data.get(key)
         if entry is None:
             return None
+        now = self._clock.monotonic()
+        if entry.deadline <= now:
+            del self._data[key]
+            return None
         record = entry.record()
-        if touch is not None:
-            entry.deadline = self._deadline(touch, record.meta.expires_at)
+        if touch is not None:  # rolling expiry, never past the record's own expiry
+            left = record.meta.expires_at - self._clock.time()
+            entry.deadline = now + (touch if touch < left else left if left > 0.0 else 0.0)
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:

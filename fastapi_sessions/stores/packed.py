@@ -16,7 +16,7 @@ from .base import SessionChange, SessionMeta, SessionRecord, field_prefix
 
 __all__ = ["TAIL", "Entry", "Layout", "PackedFields", "new_tuple"]
 
-TAIL = struct.Struct("<dd?qH")  # created_at, expires_at, persistent, version, number of fields
+TAIL = struct.Struct("<dd?q")  # SessionMeta: created_at, expires_at, persistent, version
 _MAX_LAYOUTS = 1024  # one per distinct tuple of field names: bounded, in case names vary
 new_tuple = tuple.__new__
 
@@ -38,7 +38,7 @@ class Layout:
     def pack(self, values: Collection[bytes], meta: SessionMeta) -> bytes:
         """Raises ``struct.error`` when a value is too long to pack."""
         lengths = self.lengths.pack(*map(len, values))
-        return self.template % tuple(values) + lengths + TAIL.pack(*meta, len(values))
+        return self.template % tuple(values) + lengths + TAIL.pack(*meta)
 
     def unpack(self, blob: bytes) -> dict[str, bytes]:
         fields = {}
@@ -61,7 +61,7 @@ class Layout:
             start = self.starts[index] + sum(lengths[:index])
             document = document[:start] + value + document[start + lengths[index] :]
             lengths[index] = len(value)
-        return document + self.lengths.pack(*lengths) + TAIL.pack(*meta, len(lengths))
+        return document + self.lengths.pack(*lengths) + TAIL.pack(*meta)
 
 
 _LAYOUTS: dict[tuple[str, ...], Layout] = {}
@@ -144,7 +144,7 @@ class Entry:
         blob = self.blob
         if isinstance(blob, SessionRecord):
             return blob.meta
-        return new_tuple(SessionMeta, TAIL.unpack_from(blob, len(blob) - TAIL.size)[:4])
+        return new_tuple(SessionMeta, TAIL.unpack_from(blob, len(blob) - TAIL.size))
 
     def record(self) -> SessionRecord:
         blob = self.blob
@@ -155,7 +155,7 @@ class Entry:
             SessionRecord,
             (
                 PackedFields(blob, self.layout),
-                new_tuple(SessionMeta, TAIL.unpack_from(blob, end)[:4]),
+                new_tuple(SessionMeta, TAIL.unpack_from(blob, end)),
                 blob[: end - self.layout.lengths.size],
             ),
         )
