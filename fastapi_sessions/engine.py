@@ -175,15 +175,17 @@ class SessionEngine(Generic[M]):
             if current == state.baseline and state.expiry is None:
                 return None
             return await self._create(current, state)
-        if current == state.baseline and not (state.regenerate or state.stale_key or state.expiry):
+        baseline = state.baseline
+        if current == baseline and not (state.regenerate or state.stale_key or state.expiry):
             return None  # the common read: one dict comparison, nothing else
+        encode = self.codec.encode
         changed = {
-            name: self.codec.encode(value)
-            for name, value in current.items()
-            if state.baseline.get(name, _MISSING) != value
+            name: encode(value) for name, value in current.items() if baseline.get(name, _MISSING) != value
         }
-        removed = frozenset(state.baseline.keys() - current.keys())
-        expiry = self._expiry(state, record.meta.created_at)
+        removed = (  # a set difference only when some field is really gone (never, for most models)
+            _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
+        )
+        expiry = None if state.expiry is None else self._expiry(state, record.meta.created_at)
         if not (changed or removed or expiry or state.regenerate or state.stale_key):
             return None
         document = record.document  # holds every stored value: a bound that spares the count
@@ -300,3 +302,4 @@ class SessionEngine(Generic[M]):
 
 
 _MISSING = object()
+_NONE: frozenset[str] = frozenset()

@@ -41,6 +41,7 @@ __all__ = [
 # JSON spellings of field names with their colon: names repeat across every session of a model.
 _KEY_PREFIXES: dict[str, bytes] = {}
 _MAX_KEY_PREFIXES = 4096
+new_tuple = tuple.__new__  # builds a named tuple without its Python-level __new__: for hot paths
 
 
 def field_prefix(name: str) -> bytes:
@@ -87,12 +88,12 @@ class SessionMeta(NamedTuple):
 
     def after(self, change: SessionChange) -> SessionMeta:
         """The metadata once ``change`` is written: its expiry, if any, and the next version."""
-        return SessionMeta(
-            self.created_at,
-            self.expires_at if change.expires_at is None else change.expires_at,
-            self.persistent if change.persistent is None else change.persistent,
-            self.version + 1,
-        )
+        created_at, expires_at, persistent, version = self
+        if change.expires_at is not None:
+            expires_at = change.expires_at
+        if change.persistent is not None:
+            persistent = change.persistent
+        return new_tuple(SessionMeta, (created_at, expires_at, persistent, version + 1))
 
 
 class SessionRecord(NamedTuple):

@@ -141,9 +141,9 @@ class MemoryStore:
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
-        entry = self._live(key)
-        if entry is None:
-            return WriteResult.MISSING
+        entry = self._data.get(key)
+        if entry is None or entry.deadline <= self._clock.monotonic():
+            return WriteResult.MISSING  # an expired entry is left to _live() or the reaper
         # A deadline moved earlier is still honoured by _live(); the heap catches up when it surfaces.
         return self._apply(entry, change, ttl, expected_version)
 

@@ -12,13 +12,12 @@ from collections.abc import Collection, ItemsView, Iterator, KeysView, Mapping, 
 from itertools import accumulate
 from typing import Any
 
-from .base import SessionChange, SessionMeta, SessionRecord, field_prefix
+from .base import SessionChange, SessionMeta, SessionRecord, field_prefix, new_tuple
 
-__all__ = ["TAIL", "Entry", "Layout", "PackedFields", "new_tuple"]
+__all__ = ["TAIL", "Entry", "Layout", "PackedFields"]
 
 TAIL = struct.Struct("<dd?q")  # SessionMeta: created_at, expires_at, persistent, version
 _MAX_LAYOUTS = 1024  # one per distinct tuple of field names: bounded, in case names vary
-new_tuple = tuple.__new__
 
 
 class Layout:
@@ -54,14 +53,17 @@ class Layout:
 
     def replace(self, blob: bytes, fields: Mapping[str, bytes], meta: SessionMeta) -> bytes:
         """``blob`` with the values of ``fields`` (all of them in this layout) replaced in place."""
-        lengths = list(self._lengths(blob))
-        document = blob[: len(blob) - TAIL.size - self.lengths.size]
+        packer = self.lengths
+        end = len(blob) - TAIL.size - packer.size
+        lengths = list(packer.unpack_from(blob, end))
+        document = blob[:end]
+        index_of, starts = self.index, self.starts
         for name, value in fields.items():
-            index = self.index[name]
-            start = self.starts[index] + sum(lengths[:index])
+            index = index_of[name]
+            start = starts[index] + sum(lengths[:index])
             document = document[:start] + value + document[start + lengths[index] :]
             lengths[index] = len(value)
-        return document + self.lengths.pack(*lengths) + TAIL.pack(*meta)
+        return document + packer.pack(*lengths) + TAIL.pack(*meta)
 
 
 _LAYOUTS: dict[tuple[str, ...], Layout] = {}
