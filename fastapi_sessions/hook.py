@@ -54,6 +54,16 @@ class _Exchange:
         self.live: int | None = None
         self._send = send
 
+    def release(self) -> None:
+        """Let go of the request once the app returned.
+
+        The scope holds this exchange, and a server's ``send`` may hold the scope (uvicorn's does): a
+        reference cycle that only the garbage collector would break, keeping every request alive until
+        it runs.
+        """
+        self.state = None
+        self._send = _drop
+
     async def send(self, message: Message) -> None:
         state = self.state
         if state is None:
@@ -149,6 +159,7 @@ class SessionHook:
             finally:
                 if exchange.live is not None:
                     del self.manager.live[exchange.live]
+                exchange.release()
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
         else:  # pragma: no cover - no other scope types exist today

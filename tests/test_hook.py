@@ -3,9 +3,11 @@
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 import copy
+import gc
 import inspect
 import logging
 import warnings
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
@@ -475,6 +477,60 @@ async def test_unchanged_session_is_neither_written_nor_resent(
         assert response.json()["cart"] == ["a"]
         assert "set-cookie" not in response.headers
     assert store.calls == Counter({"load": 3})
+
+
+class _ServerCycle:
+    """What a server keeps per request: uvicorn's ``RequestResponseCycle`` holds the scope, and its
+    ``send`` is the one the app gets."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.messages: list[Message] = []
+
+    async def receive(self) -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("method", "path", "cookie"),
+    [("GET", "/bare", False), ("GET", "/me", True), ("POST", "/cart/a", True), ("POST", "/cart/b", False)],
+)
+async def test_a_request_leaves_no_reference_cycle_through_the_scope(
+    app: FastAPI, client: httpx.AsyncClient, method: str, path: str, cookie: bool
+) -> None:
+    # A cycle would keep each request's objects alive until the garbage collector runs, which under
+    # uvicorn cost as much time as all of our own session work.
+    login = await client.post("/cart/x")
+    headers = [(b"cookie", f"session={cookie_of(login)}".encode())] if cookie else []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 443),
+    }
+    server = _ServerCycle(scope)
+    gc.collect()
+    gc.disable()
+    try:
+        await app(scope, server.receive, server.send)
+        assert server.messages[0]["status"] == 200
+        freed = weakref.ref(server)
+        del server, scope
+        assert freed() is None, "the request's objects outlived it: a reference cycle through the scope"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.anyio
