@@ -91,26 +91,36 @@ class Client:
             "server": ("bench.example", 443),
             "state": dict(self.state),
         }
-        received = False
+        cycle = _Cycle(scope)
+        await self.app(scope, cycle.receive, cycle.send)
+        return Response(cycle.start["status"], list(cycle.start.get("headers", [])), b"".join(cycle.body))
 
-        async def receive() -> dict[str, Any]:
-            nonlocal received
-            if received:
-                return {"type": "http.disconnect"}
-            received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
 
-        start: dict[str, Any] = {}
-        body: list[bytes] = []
+class _Cycle:
+    """One request as a server keeps it: like uvicorn's ``RequestResponseCycle``, it holds the scope,
+    and its methods are the ``receive`` and ``send`` the app gets. A library that makes the scope
+    point back at ``send`` thus makes a reference cycle here, as it would under uvicorn, and pays for
+    it in garbage collection."""
 
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
+    __slots__ = ("body", "received", "scope", "start")
 
-        await self.app(scope, receive, send)
-        return Response(start["status"], list(start.get("headers", [])), b"".join(body))
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+        self.received = False
+        self.start: dict[str, Any] = {}
+        self.body: list[bytes] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if self.received:
+            return {"type": "http.disconnect"}
+        self.received = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.start.update(message)
+        elif message["type"] == "http.response.body":
+            self.body.append(message.get("body", b""))
 
 
 class Browser:

@@ -21,6 +21,7 @@ import platform
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ Result = dict[str, Any]
 
 
 PLAIN_COOKIE = "session=" + "x" * 96
+_E2E_WARMUP = 1.0  # seconds of load before each measured end-to-end run (wrk takes whole seconds)
 # Figure (e): the routes counted under callgrind. plain-depends' /read is the floor of any design that
 # hands the session over through Depends().
 INSTRUCTION_CASES = {
@@ -200,22 +202,73 @@ class Bench:
         return found
 
     def end_to_end(self) -> Result:
+        """Figure (b): every system served at once, loaded in rounds that interleave the systems.
+
+        The machine's speed drifts over minutes; interleaving puts that drift on every system alike,
+        and each ratio to plain FastAPI is taken within a round, then the median of the rounds.
+        """
         loadgen = self.args.loadgen
         if loadgen == "auto":
             loadgen = "wrk" if shutil.which("wrk") else "python"
+        rounds, duration = self.args.rounds, self.args.duration
         found: Result = {
             "loadgen": loadgen,
-            "duration": self.args.duration,
+            "duration": duration,
+            "warmup": _E2E_WARMUP,
+            "rounds": rounds,
             "connections": self.args.connections,
             "systems": {},
         }
+        if any(system in REDIS_SYSTEMS for system in self.systems):
+            self.flush_redis()
+        servers: dict[str, tuple[subprocess.Popen[bytes], int, str | None]] = {}
+        runs: dict[str, dict[str, list[Result]]] = {s: {p: [] for p in ROUTES} for s in self.systems}
+        try:
+            for system in self.systems:
+                servers[system] = self._serve(system)
+            for number in range(rounds):
+                shift = number % len(self.systems)  # each system takes each place in turn
+                order = self.systems[shift:] + self.systems[:shift]
+                for path in ROUTES:
+                    for system in order:
+                        server, port, cookie = servers[system]
+                        header = None if path == "/login" else cookie
+                        self._load(loadgen, port, path, header, _E2E_WARMUP)
+                        runs[system][path].append(self._load(loadgen, port, path, header, duration))
+                        if server.poll() is not None:
+                            raise RuntimeError(f"uvicorn for {system} died")
+                log(f"  end-to-end round {number + 1} of {rounds} done")
+        finally:
+            for server, _, _ in servers.values():
+                server.terminate()
+            for server, _, _ in servers.values():
+                try:
+                    server.wait(10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
         for system in self.systems:
-            if system in REDIS_SYSTEMS:
-                self.flush_redis()
-            found["systems"][system] = self.serve(system, loadgen)
+            summary: Result = {"uvicorn": " ".join(map(str, servers[system][0].args[1:]))}
+            for path in ROUTES:
+                mine, plain = runs[system][path], runs.get("plain", runs[system])[path]
+                summary[path] = {
+                    "rps": statistics.median(run["rps"] for run in mine),
+                    "share": statistics.median(
+                        run["rps"] / base["rps"] for run, base in zip(mine, plain, strict=True)
+                    ),
+                    "p50_ms": statistics.median(run["p50_ms"] for run in mine),
+                    "p99_ms": statistics.median(run["p99_ms"] for run in mine),
+                    "errors": sum(run.get("errors", 0) for run in mine),
+                    "rounds_rps": [run["rps"] for run in mine],
+                }
+            found["systems"][system] = summary
+            log(
+                f"  end-to-end {system}: "
+                + ", ".join(f"{p} {summary[p]['rps']:.0f}/s ({summary[p]['share']:.0%})" for p in ROUTES)
+            )
         return found
 
-    def serve(self, system: str, loadgen: str) -> Result:
+    def _serve(self, system: str) -> tuple[subprocess.Popen[bytes], int, str | None]:
+        """Start uvicorn for ``system``: the process, its port and the cookie of a logged-in browser."""
         port = free_port()
         env = self.env(system)
         env["BENCH_SYSTEM"] = system
@@ -238,22 +291,10 @@ class Bench:
         server = subprocess.Popen(command, cwd=HERE, env=env)
         try:
             self._wait_up(port, server)
-            cookie = self._login_cookie(port, system)
-            found: Result = {"uvicorn": " ".join(command[1:])}
-            for path in ROUTES:
-                header = None if path == "/login" else cookie
-                self._load(loadgen, port, path, header, min(1.0, self.args.duration))  # warm-up
-                found[path] = self._load(loadgen, port, path, header, self.args.duration)
-                if server.poll() is not None:
-                    raise RuntimeError(f"uvicorn for {system} died")
-            log(f"  end-to-end {system}: " + ", ".join(f"{p} {found[p]['rps']:.0f}/s" for p in ROUTES))
-            return found
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            return server, port, self._login_cookie(port, system)
+        except BaseException:
+            server.kill()
+            raise
 
     @staticmethod
     def _get(port: int, path: str, cookie: str | None = None) -> tuple[int, list[str], bytes]:
@@ -459,7 +500,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds of load per e2e run")
+    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds over every system")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--reclaim", type=int, default=20_000)
@@ -467,7 +509,7 @@ def main() -> None:
     parser.add_argument("--out", help="docs dir to write (default: docs/; with --quick a temporary one)")
     args = parser.parse_args()
     if args.quick:
-        args.runs, args.requests, args.warmup, args.duration = 2, 200, 20, 1.0
+        args.runs, args.requests, args.warmup, args.duration, args.rounds = 2, 200, 20, 1.0, 1
         args.sessions, args.reclaim, args.redis_sessions = 2000, 2000, 2000
         args.instr_requests = 20
     out = Path(args.out or (tempfile.mkdtemp(prefix="bench-quick-") if args.quick else ROOT / "docs"))
