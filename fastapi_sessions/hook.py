@@ -11,6 +11,7 @@ list (and ``no-store`` still wins).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
@@ -64,20 +65,20 @@ class _Exchange:
         self.state = None
         self._send = _drop
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``: commits when the response starts, and otherwise hands the server's own
+        awaitable back, so a message that needs nothing from us costs no coroutine of ours."""
         state = self.state
         if state is None:
-            await self._send(message)
-            return
+            return self._send(message)
         kind = message["type"]
         if kind == "http.response.start":
             self.state = None
-            await self._start_http(state, message)
-        elif kind == "websocket.accept":
+            return self._start_http(state, message)
+        if kind == "websocket.accept":
             self.state = None
-            await self._accept_websocket(state, message)
-        else:
-            await self._send(message)
+            return self._accept_websocket(state, message)
+        return self._send(message)
 
     async def _start_http(self, state: SessionState[Any], message: Message) -> None:
         status: int = message["status"]
