@@ -67,8 +67,8 @@ class MemoryStore:
         return entry
 
     def _deadline(self, ttl: float, expires_at: float) -> float:
-        ttl = min(ttl, expires_at - self._clock.time())
-        return self._clock.monotonic() + max(ttl, 0.0)
+        left = expires_at - self._clock.time()  # never past the record's own expiry
+        return self._clock.monotonic() + (ttl if ttl < left else left if left > 0.0 else 0.0)
 
     def _reap(self, budget: int) -> None:
         """Reclaim up to ``budget`` expired entries from the front of the deadline heap."""
