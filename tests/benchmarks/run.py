@@ -501,7 +501,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--duration", type=float, default=2.0, help="seconds of load per e2e run")
-    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds over every system")
+    parser.add_argument("--rounds", type=int, default=5, help="end-to-end rounds over every system")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--reclaim", type=int, default=20_000)
