@@ -187,6 +187,15 @@ def plain_client(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver")
 
 
+async def get_mounted(sessions: SessionManager[UserSession], raw: Any) -> httpx.Response:
+    """GET a raw ASGI app mounted in an app where ``sessions`` is installed."""
+    app = FastAPI()
+    sessions.install(app)
+    app.mount("/raw", raw)
+    async with plain_client(app) as c:
+        return await c.get("/raw/")
+
+
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "fastapi_sessions" and r.levelno == logging.ERROR]
 
@@ -548,11 +557,7 @@ async def test_app_headers_list_and_start_message_are_never_mutated(
         await send(start)
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = FastAPI()
-    sessions.install(app)
-    app.mount("/raw", raw)
-    async with plain_client(app) as c:
-        response = await c.get("/raw/")
+    response = await get_mounted(sessions, raw)
     assert response.text == "ok"
     assert cookie_of(response) is not None
     assert response.headers["vary"] == "Accept, Cookie"
@@ -573,11 +578,7 @@ async def test_app_sending_capitalised_header_names_still_gets_vary_and_no_store
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = FastAPI()
-    sessions.install(app)
-    app.mount("/raw", raw)
-    async with plain_client(app) as c:
-        response = await c.get("/raw/")
+    response = await get_mounted(sessions, raw)
     assert cookie_of(response) is not None
     assert "cookie" in vary_tokens(response)
     assert "accept" in vary_tokens(response)

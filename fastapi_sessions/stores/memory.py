@@ -66,9 +66,15 @@ class MemoryStore:
             return None
         return entry
 
-    def _deadline(self, ttl: float, expires_at: float) -> float:
-        left = expires_at - self._clock.time()  # never past the record's own expiry
-        return self._clock.monotonic() + (ttl if ttl < left else left if left > 0.0 else 0.0)
+    def _deadline(self, ttl: float, expires_at: float, now: float | None = None) -> float:
+        """When an entry written now with ``ttl`` dies: never past the record's own expiry.
+
+        ``now`` is the monotonic clock, when the caller has read it already.
+        """
+        left = expires_at - self._clock.time()
+        if now is None:
+            now = self._clock.monotonic()
+        return now + (ttl if ttl < left else left if left > 0.0 else 0.0)
 
     def _reap(self, budget: int) -> None:
         """Reclaim up to ``budget`` expired entries from the front of the deadline heap."""
@@ -109,7 +115,7 @@ class MemoryStore:
         heapq.heappush(self._heap, (entry.deadline, key))
 
     async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
-        # _live() and _deadline() spelled out: this runs on every request, and one clock read serves both.
+        # _live() spelled out: this runs on every request, and its clock read serves _deadline() too.
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -118,9 +124,8 @@ class MemoryStore:
             del self._data[key]
             return None
         record = entry.record()
-        if touch is not None:  # rolling expiry, never past the record's own expiry
-            left = record.meta.expires_at - self._clock.time()
-            entry.deadline = now + (touch if touch < left else left if left > 0.0 else 0.0)
+        if touch is not None:  # rolling expiry
+            entry.deadline = self._deadline(touch, record.meta.expires_at, now)
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
