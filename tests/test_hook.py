@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from starlette.requests import HTTPConnection
 from starlette.types import Message, Receive, Scope, Send
@@ -155,6 +155,11 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
         await websocket.accept()
         await websocket.send_json({"user_id": session.user_id})
         await websocket.close()
+
+    @app.websocket("/ws-reject")
+    async def ws_reject(websocket: WebSocket, session: Session) -> None:
+        session.user_id = 7
+        await websocket.close(code=1008)
 
     return app
 
@@ -384,6 +389,34 @@ def test_websocket_change_before_accept_sends_set_cookie_on_accept(app: FastAPI)
         tc.cookies.clear()
         me = tc.get("/me", headers={"cookie": f"session={value}"})
         assert me.json()["user_id"] == 42
+
+
+def test_websocket_closed_before_accept_passes_the_close_on_and_saves_nothing(
+    app: FastAPI, store: ProxyStore
+) -> None:
+    with (
+        TestClient(app, base_url="https://testserver") as tc,
+        pytest.raises(WebSocketDisconnect) as closed,
+        tc.websocket_connect("/ws-reject"),
+    ):
+        pass  # pragma: no cover - the server refuses the connection
+    assert closed.value.code == 1008
+    assert store.calls["create"] == 0
+
+
+def test_websocket_commit_failure_at_accept_closes_with_1011_and_logs(
+    app: FastAPI, store: ProxyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.failing = {"create"}
+    caplog.set_level(logging.ERROR, logger="fastapi_sessions")
+    with (
+        TestClient(app, base_url="https://testserver") as tc,
+        pytest.raises(WebSocketDisconnect) as closed,
+        tc.websocket_connect("/ws-write") as ws,
+    ):
+        ws.receive_json()
+    assert closed.value.code == 1011
+    assert "WebSocket accept" in caplog.text
 
 
 # -- the dependency ---------------------------------------------------------------------------------
