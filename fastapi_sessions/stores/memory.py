@@ -57,11 +57,12 @@ class MemoryStore:
         """Sessions held, expired ones not yet reclaimed included."""
         return len(self._data)
 
-    def _live(self, key: str) -> Entry | None:
+    def _live(self, key: str, now: float | None = None) -> Entry | None:
+        """The entry under ``key`` unless it expired (then it is dropped); ``now``: the monotonic clock."""
         entry = self._data.get(key)
         if entry is None:
             return None
-        if entry.deadline <= self._clock.monotonic():
+        if entry.deadline <= (self._clock.monotonic() if now is None else now):
             del self._data[key]
             return None
         return entry
@@ -115,13 +116,9 @@ class MemoryStore:
         heapq.heappush(self._heap, (entry.deadline, key))
 
     async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
-        # _live() spelled out: this runs on every request, and its clock read serves _deadline() too.
-        entry = self._data.get(key)
+        now = self._clock.monotonic()  # one clock read for both: this runs on every request
+        entry = self._live(key, now)
         if entry is None:
-            return None
-        now = self._clock.monotonic()
-        if entry.deadline <= now:
-            del self._data[key]
             return None
         record = entry.record()
         if touch is not None:  # rolling expiry
@@ -146,9 +143,9 @@ class MemoryStore:
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
-        entry = self._data.get(key)
-        if entry is None or entry.deadline <= self._clock.monotonic():
-            return WriteResult.MISSING  # an expired entry is left to _live() or the reaper
+        entry = self._live(key)
+        if entry is None:
+            return WriteResult.MISSING
         # A deadline moved earlier is still honoured by _live(); the heap catches up when it surfaces.
         return self._apply(entry, change, ttl, expected_version)
 

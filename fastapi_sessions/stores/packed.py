@@ -23,7 +23,7 @@ _MAX_LAYOUTS = 1024  # one per distinct tuple of field names: bounded, in case n
 class Layout:
     """What every session with the same field names shares: the names, and where their values sit."""
 
-    __slots__ = ("index", "lengths", "names", "starts", "template")
+    __slots__ = ("index", "lengths", "names", "starts", "tail", "template")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -33,6 +33,7 @@ class Layout:
         # Where value i starts when every value before it is empty: "{", the prefixes, the commas.
         self.starts = list(accumulate((len(prefix) + 1 for prefix in prefixes), initial=0))[1:]
         self.lengths = struct.Struct(f"<{len(names)}H")
+        self.tail = self.lengths.size + TAIL.size  # what follows the document in a blob
 
     def pack(self, values: Collection[bytes], meta: SessionMeta) -> bytes:
         """Raises ``struct.error`` when a value is too long to pack."""
@@ -49,12 +50,12 @@ class Layout:
         return fields
 
     def _lengths(self, blob: bytes) -> tuple[int, ...]:
-        return self.lengths.unpack_from(blob, len(blob) - TAIL.size - self.lengths.size)
+        return self.lengths.unpack_from(blob, len(blob) - self.tail)
 
     def replace(self, blob: bytes, fields: Mapping[str, bytes], meta: SessionMeta) -> bytes:
         """``blob`` with the values of ``fields`` (all of them in this layout) replaced in place."""
         packer = self.lengths
-        end = len(blob) - TAIL.size - packer.size
+        end = len(blob) - self.tail
         lengths = list(packer.unpack_from(blob, end))
         document = blob[:end]
         index_of, starts = self.index, self.starts
@@ -152,13 +153,13 @@ class Entry:
         blob = self.blob
         if isinstance(blob, SessionRecord):
             return SessionRecord(dict(blob.fields), blob.meta)
-        end = len(blob) - TAIL.size
+        layout = self.layout
         return new_tuple(
             SessionRecord,
             (
-                PackedFields(blob, self.layout),
-                new_tuple(SessionMeta, TAIL.unpack_from(blob, end)),
-                blob[: end - self.layout.lengths.size],
+                PackedFields(blob, layout),
+                new_tuple(SessionMeta, TAIL.unpack_from(blob, len(blob) - TAIL.size)),
+                blob[: len(blob) - layout.tail],
             ),
         )
 
