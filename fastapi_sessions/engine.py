@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from .clock import Clock
-from .codec import READ_ONLY, ModelCodec
+from .codec import READ_ONLY, ModelCodec, Snapshot
 from .cookies import CookieWriter, cookie_values
 from .exceptions import (
     SessionConflictError,
@@ -153,13 +153,21 @@ class SessionEngine(Generic[M]):
 
     # -- commit ------------------------------------------------------------------------------
 
-    async def commit(self, state: SessionState[M]) -> bytes | None:
+    @staticmethod
+    def settled(state: SessionState[M], current: Snapshot) -> bool:
+        """Whether ``commit`` would write nothing and send no cookie, ``current`` being the model's
+        snapshot now: the common read, told apart without a coroutine or a store call."""
+        return current == state.baseline and not (
+            state.destroyed or state.regenerate or state.stale_key or state.expiry
+        )
+
+    async def commit(self, state: SessionState[M], current: Snapshot) -> bytes | None:
         """Persist what the request changed; returns the ``Set-Cookie`` value to send, if any.
 
-        Raises ``SessionConflictError`` (409), ``SessionStoreError`` (503) or
-        ``SessionTooLargeError``; in each case nothing is half-written and no cookie is sent.
+        ``current`` is the model's snapshot now. Raises ``SessionConflictError`` (409),
+        ``SessionStoreError`` (503) or ``SessionTooLargeError``; in each case nothing is half-written
+        and no cookie is sent.
         """
-        current = self.codec.snapshot(state.model)
         if state.degraded:
             if current != state.baseline:
                 raise SessionStoreError(READ_ONLY)
@@ -175,9 +183,9 @@ class SessionEngine(Generic[M]):
             if current == state.baseline and state.expiry is None:
                 return None
             return await self._create(current, state)
+        if self.settled(state, current):
+            return None
         baseline = state.baseline
-        if current == baseline and not (state.regenerate or state.stale_key or state.expiry):
-            return None  # the common read: one dict comparison, nothing else
         encode = self.codec.encode
         changed = {
             name: encode(value) for name, value in current.items() if baseline.get(name, _MISSING) != value

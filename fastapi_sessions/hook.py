@@ -21,6 +21,7 @@ from .exceptions import RETRY_AFTER_SECONDS, SessionConflictError, SessionStoreE
 from .logs import log
 
 if TYPE_CHECKING:
+    from .codec import Snapshot
     from .engine import SessionEngine
     from .session import SessionState
 
@@ -74,19 +75,21 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             self.state = None
-            return self._start_http(state, message)
+            current = self.engine.codec.snapshot(state.model)
+            if self.engine.settled(state, current):  # the common read: no coroutine of ours
+                return self._send({**message, "headers": _with_vary(message)})
+            return self._start_http(state, current, message)
         if kind == "websocket.accept":
             self.state = None
             return self._accept_websocket(state, message)
         return self._send(message)
 
-    async def _start_http(self, state: SessionState[Any], message: Message) -> None:
+    async def _start_http(self, state: SessionState[Any], current: Snapshot, message: Message) -> None:
         status: int = message["status"]
-        headers = list(message.get("headers", ()))  # a copy: the list belongs to the app
-        _add_vary(headers)
+        headers = _with_vary(message)
         if status < 500:
             try:
-                cookie = await self.engine.commit(state)
+                cookie = await self.engine.commit(state, current)
             except SessionConflictError as exc:
                 await self._replace(_error(409, "Session conflict; retry the request."), exc)
                 return
@@ -101,7 +104,7 @@ class _Exchange:
 
     async def _accept_websocket(self, state: SessionState[Any], message: Message) -> None:
         try:
-            cookie = await self.engine.commit(state)
+            cookie = await self.engine.commit(state, self.engine.codec.snapshot(state.model))
         except (SessionConflictError, SessionStoreError) as exc:
             log.error("Session commit failed at WebSocket accept; closing: %s", exc)
             send, self._send = self._send, _drop
@@ -131,14 +134,17 @@ def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     headers.append((_CACHE_CONTROL, b"no-store"))
 
 
-def _add_vary(headers: list[tuple[bytes, bytes]]) -> None:
+def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
+    """The response's headers, copied (the list belongs to the app), with ``Cookie`` in ``Vary``."""
+    headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
     for index, (name, value) in enumerate(headers):
         if name == _VARY:
             tokens = {token.strip().lower() for token in value.split(b",")}
             if b"cookie" not in tokens and b"*" not in tokens:
                 headers[index] = (name, value + b", Cookie")
-            return
+            return headers
     headers.append((_VARY, b"Cookie"))
+    return headers
 
 
 class SessionHook:
