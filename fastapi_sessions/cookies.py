@@ -23,7 +23,9 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[s
     found: list[str] = []
     prefix = name + b"="
     for key, raw in headers:
-        if key != _COOKIE or prefix not in raw:
+        # find(), not `in`: bytes.__contains__ first tries the operand as an int and formats a
+        # TypeError to throw away, which costs more than the search itself.
+        if key != _COOKIE or raw.find(prefix) < 0:
             continue
         for part in raw.split(b";"):
             part = part.strip()

@@ -128,7 +128,7 @@ def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
     for index, (name, value) in enumerate(headers):
         if name == _CACHE_CONTROL:
             lowered = value.lower()
-            if b"no-store" not in lowered and b"private" not in lowered:
+            if lowered.find(b"no-store") < 0 and lowered.find(b"private") < 0:  # see cookie_values
                 headers[index] = (name, value + b', no-cache="Set-Cookie"')
             return
     headers.append((_CACHE_CONTROL, b"no-store"))
