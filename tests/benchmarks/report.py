@@ -131,9 +131,11 @@ def _instructions(results: Result) -> str:
         "### (e) Instructions per request (callgrind)\n\n"
         "CPU instructions counted by `valgrind --tool=callgrind` for one request through the raw ASGI "
         f"driver: each case runs twice in a fresh process, with {found['requests']} requests and with "
-        "none after the same warm-up, and the difference is divided by the count. Unlike a timing, this "
-        "repeats to within about 1% from run to run, whatever else the machine does; it does not see cache "
-        "misses. "
+        "none after the same warm-up, and the difference is divided by the count. After the warm-up the "
+        "start-up heap is frozen out of the garbage collector's reach (`gc.freeze()`), so a full "
+        "collection cannot fall into one count and not the other; garbage the requests leave is still "
+        "collected and counted. Unlike a timing, this repeats to within about 1% from run to run, "
+        "whatever else the machine does; it does not see cache misses. "
         '"Added" is over plain FastAPI\'s same route, and the share is of a plain `/bare` request.\n\n'
         + _table(["system", "route", "instructions", "added", "share of plain `/bare`"], rows)
         + "\n"
