@@ -182,8 +182,11 @@ class Bench:
                 "--out",
                 str(self.tmp / f"requests-{system}-{path.strip('/')}-{requests}.json"),
             ]
+            # A fixed hash seed: string hashes decide dict collisions, and with them a few thousand
+            # instructions per request that would otherwise move from run to run.
+            env = {**self.env(system), "PYTHONHASHSEED": "0"}
             done = subprocess.run(
-                command, env=self.env(system), capture_output=True, text=True, timeout=900, cwd=self.tmp
+                command, env=env, capture_output=True, text=True, timeout=900, cwd=self.tmp
             )
             match = re.search(r"Collected : (\d+)", done.stderr)
             if done.returncode != 0 or match is None:

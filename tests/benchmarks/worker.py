@@ -125,11 +125,10 @@ async def fixed_requests(system: str, path: str, requests: int, warmup: int) -> 
         await _sanity(browser, session=True)
     for _ in range(warmup):
         await _checked(browser, path)
-    # The start-up heap is frozen out of the collector's reach: a full collection that happened to
-    # fall inside the counted requests would otherwise add millions of instructions to one count
-    # and not the other. Garbage the requests themselves leave is still collected, and counted.
+    # Both counts start from a fresh collector: a collection still due after start-up (a full one
+    # costs millions of instructions) would otherwise fall into one count and not the other. The
+    # collections the requests themselves cause are counted.
     gc.collect()
-    gc.freeze()
     for _ in range(requests):
         await browser.visit(path)
     await _checked(browser, path)
