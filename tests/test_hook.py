@@ -377,6 +377,24 @@ def test_websocket_reads_the_session_from_the_cookie_header(app: FastAPI) -> Non
             assert ws.receive_json() == {"user_id": None, "cart": ["ws-item"], "prefs": {}}
 
 
+def test_websocket_on_a_degraded_store_is_accepted_with_the_empty_session_and_no_cookie(
+    manager_factory: Factory, store: ProxyStore
+) -> None:
+    app = build_app(manager_factory(on_store_error="degrade"))
+    with TestClient(app, base_url="https://testserver") as tc:
+        cookie = cookie_of(tc.post("/cart/ws-item"))
+        assert cookie is not None
+        tc.cookies.clear()
+        store.failing = {"load", "create", "update", "rename", "delete"}
+        with tc.websocket_connect("/ws-read", headers={"cookie": f"session={cookie}"}) as ws:
+            assert ws.receive_json() == {"user_id": None, "cart": [], "prefs": {}}
+            accept_headers = ws.extra_headers or []
+        assert not [value for name, value in accept_headers if name.lower() == b"set-cookie"]
+        store.failing = set()
+        again = tc.get("/me", headers={"cookie": f"session={cookie}"})
+        assert again.json()["cart"] == ["ws-item"], "nothing was lost"
+
+
 def test_websocket_change_before_accept_sends_set_cookie_on_accept(app: FastAPI) -> None:
     with TestClient(app, base_url="https://testserver") as tc:
         with tc.websocket_connect("/ws-write") as ws:

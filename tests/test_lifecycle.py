@@ -140,6 +140,23 @@ async def test_regenerate_on_a_new_session_just_creates_it(
     assert store.calls == {"create": 1}
 
 
+async def test_regenerate_alone_on_a_new_session_creates_nothing(
+    sessions: SessionManager[UserSession], store: RecordingStore
+) -> None:
+    app = make_app(sessions)
+
+    @app.post("/just-regenerate")
+    async def just_regenerate(session: Annotated[UserSession, Depends(sessions.get_session)]) -> None:
+        sessions.regenerate(session)
+
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        response = await client.post("/just-regenerate")
+    assert response.status_code == 200
+    assert cookie_of(response) is None, "an empty new session gets no cookie, regenerated or not"
+    assert store.writes() == 0
+
+
 async def test_destroy_deletes_the_record_expires_the_cookie_and_replay_is_anonymous(
     client: httpx.AsyncClient, store: RecordingStore
 ) -> None:
