@@ -183,9 +183,7 @@ class SessionEngine(Generic[M]):
             if current == state.baseline and state.expiry is None:
                 return None
             return await self._create(current, state)
-        if self.settled(state, current):
-            return None
-        baseline = state.baseline
+        baseline = state.baseline  # an unchanged session rarely gets here: the hook settles it first
         encode = self.codec.encode
         changed = {
             name: encode(value) for name, value in current.items() if baseline.get(name, _MISSING) != value
