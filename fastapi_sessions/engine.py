@@ -155,8 +155,9 @@ class SessionEngine(Generic[M]):
 
     @staticmethod
     def settled(state: SessionState[M], current: Snapshot) -> bool:
-        """Whether ``commit`` would write nothing and send no cookie, ``current`` being the model's
-        snapshot now: the common read, told apart without a coroutine or a store call."""
+        """True when ``commit`` would surely write nothing and send no cookie, ``current`` being the
+        model's snapshot now: the common read, told apart without a coroutine or a store call. (False
+        does not promise a write: ``commit`` still decides.)"""
         return current == state.baseline and not (
             state.destroyed or state.regenerate or state.stale_key or state.expiry
         )

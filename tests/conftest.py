@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from fastapi_sessions import SessionManager, SessionSettings
 from fastapi_sessions.stores import MemoryStore
-from fastapi_sessions.testing import FakeClock
+from fastapi_sessions.testing import FakeClock, RecordingStore
 
 SECRET = "k3y-for-tests-only-0123456789-abcdefghijklmnop"
 OLD_SECRET = "old-k3y-for-tests-only-0123456789-qrstuvwxyz"
@@ -80,6 +80,11 @@ def make_app(sessions: SessionManager[UserSession]) -> FastAPI:
         return RedirectResponse("/me", status_code=303)
 
     return app
+
+
+def go_down(store: RecordingStore) -> None:
+    """Make every data operation of ``store`` raise, as a store that is unreachable does."""
+    store.failing = {"load", "create", "update", "rename", "delete"}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi_sessions import SessionManager
 from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
-from .conftest import UserSession, make_app, make_settings
+from .conftest import UserSession, go_down, make_app, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -18,10 +18,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def store(clock: FakeClock) -> RecordingStore:
     return RecordingStore(MemoryStore(clock=clock))
-
-
-def go_down(store: RecordingStore) -> None:
-    store.failing = {"load", "create", "update", "rename", "delete"}
 
 
 Build = Callable[..., httpx.AsyncClient]

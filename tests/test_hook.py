@@ -28,7 +28,7 @@ from fastapi_sessions import (
 from fastapi_sessions.stores import MemoryStore, SessionChange, WriteResult
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
-from .conftest import UserSession, make_app, make_settings
+from .conftest import UserSession, go_down, make_app, make_settings
 
 # Starlette 1.x warns at import that its TestClient wants `httpx2`; the httpx it falls back to works.
 with warnings.catch_warnings():
@@ -385,7 +385,7 @@ def test_websocket_on_a_degraded_store_is_accepted_with_the_empty_session_and_no
         cookie = cookie_of(tc.post("/cart/ws-item"))
         assert cookie is not None
         tc.cookies.clear()
-        store.failing = {"load", "create", "update", "rename", "delete"}
+        go_down(store)
         with tc.websocket_connect("/ws-read", headers={"cookie": f"session={cookie}"}) as ws:
             assert ws.receive_json() == {"user_id": None, "cart": [], "prefs": {}}
             accept_headers = ws.extra_headers or []

@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import statistics
 import subprocess
 import sys
-import time
 import timeit
 from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from apps import build
-from asgi_driver import Browser, Client
+from profile_ours import interleaved, visitor
 
 from fastapi_sessions.hook import SessionHook, _Exchange, _with_vary
 from fastapi_sessions.session import SessionState
@@ -63,24 +59,16 @@ def _vary_only(self: _Exchange, message: dict[str, Any]) -> Awaitable[None]:
 
 
 async def measure(variant: str, runs: int, requests: int) -> dict[str, float]:
-    browsers = {}
-    for name in ("plain", "plain-depends"):
-        client = Client(build(name).app)
-        await client.start()
-        browsers[name] = Browser(client)
-        browsers[name].jar.set_raw("session", "x" * 96)
-    system = build("ours-memory")
-    client = Client(system.app)
-    await client.start()
-    browser = browsers[variant] = Browser(client)
-    await browser.login()
-    for browser_ in browsers.values():  # the floors get the very Cookie header ours gets
-        browser_.jar = browser.jar
-    hook: Any = system.app.middleware_stack
+    ours = await visitor("ours-memory")
+    browsers = {"plain": await visitor("plain"), "plain-depends": await visitor("plain-depends")}
+    for floor in browsers.values():  # the floors get the very Cookie header ours gets
+        floor.jar = ours.jar
+    browsers[variant] = ours
+    hook: Any = ours.client.app.middleware_stack
     while not isinstance(hook, SessionHook):
         hook = hook.app
     engine = hook.engine
-    headers = [(b"cookie", browser.jar.header)]
+    headers = [(b"cookie", ours.jar.header)]
     found: dict[str, float] = {}
     if variant == "full":
         hot = min(timeit.repeat(lambda: _run(engine.load(headers)), number=20_000, repeat=5))
@@ -98,20 +86,8 @@ async def measure(variant: str, runs: int, requests: int) -> dict[str, float]:
             _Exchange.send = _pass_on  # type: ignore[method-assign]
         elif variant == "probe+vary":
             _Exchange.send = _vary_only  # type: ignore[method-assign]
-    for browser_ in browsers.values():
-        for _ in range(300):
-            await browser_.visit("/read")
-    timings: dict[str, list[float]] = {name: [] for name in browsers}
-    for run in range(runs):
-        for name in browsers if run % 2 == 0 else reversed(browsers):
-            visit = browsers[name].visit
-            gc.collect()
-            started = time.perf_counter_ns()
-            for _ in range(requests):
-                await visit("/read")
-            timings[name].append((time.perf_counter_ns() - started) / requests / 1000)
-    found.update({name: statistics.median(values) for name, values in timings.items()})
-    return found
+    cases = [(name, browser, "/read") for name, browser in browsers.items()]
+    return found | await interleaved(cases, runs, requests)
 
 
 def main() -> None:

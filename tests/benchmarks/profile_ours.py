@@ -30,34 +30,47 @@ from apps import build
 from asgi_driver import Browser, Client
 
 
-async def timings(runs: int, requests: int) -> dict[str, float]:
-    systems = ("plain", "plain-depends", "ours-memory")
-    browsers = {}
-    for name in systems:
-        client = Client(build(name).app)
-        await client.start()
-        browsers[name] = Browser(client)
-        if name == "ours-memory":
-            await browsers[name].login()
-        else:
-            browsers[name].jar.set_raw("session", "x" * 96)
-    cases = [
-        (f"{name} {path}", browsers[name], path)
-        for name in systems
-        for path in ("/bare", "/read", "/write")
-    ]
+async def visitor(system: str) -> Browser:
+    """A started app of ``system`` and its visitor: logged in to ours, or, for the plain floors, sent
+    a Cookie header of the same size."""
+    client = Client(build(system).app)
+    await client.start()
+    browser = Browser(client)
+    if system.startswith("plain"):
+        browser.jar.set_raw("session", "x" * 96)
+    else:
+        await browser.login()
+    return browser
+
+
+async def interleaved(
+    cases: list[tuple[str, Browser, str]], runs: int, requests: int, warmup: int = 300
+) -> dict[str, float]:
+    """µs per request of each ``(label, browser, path)``: median of ``runs`` runs, the cases taken in
+    turn within a run (in reverse order every other run), so drift hits them all alike."""
     for _, browser, path in cases:
-        for _ in range(300):
+        for _ in range(warmup):
             await browser.visit(path)
     found: dict[str, list[float]] = {label: [] for label, _, _ in cases}
-    for _ in range(runs):
-        for label, browser, path in cases:
+    for run in range(runs):
+        for label, browser, path in cases if run % 2 == 0 else cases[::-1]:
             gc.collect()
             started = time.perf_counter_ns()
             for _ in range(requests):
                 await browser.visit(path)
             found[label].append((time.perf_counter_ns() - started) / requests / 1000)
     return {label: statistics.median(values) for label, values in found.items()}
+
+
+async def timings(runs: int, requests: int) -> dict[str, float]:
+    systems = ("plain", "plain-depends", "ours-memory")
+    browsers = {name: await visitor(name) for name in systems}
+    cases = [
+        (f"{name} {path}", browsers[name], path)
+        for name in systems
+        for path in ("/bare", "/read", "/write")
+    ]
+    return await interleaved(cases, runs, requests)
 
 
 def _area(filename: str, name: str) -> str:
@@ -98,11 +111,7 @@ _WATCH = [
 
 
 async def profile(path: str, requests: int) -> str:
-    built = build("ours-memory")
-    client = Client(built.app)
-    await client.start()
-    browser = Browser(client)
-    await browser.login()
+    browser = await visitor("ours-memory")
     for _ in range(300):
         await browser.visit(path)
     profiler = cProfile.Profile()
@@ -133,7 +142,7 @@ async def profile(path: str, requests: int) -> str:
                 lines.append(
                     f"    {label[:70]:70s} {cumulative / requests * 1e6:7.1f} µs  ({calls / requests:g})"
                 )
-    await client.stop()
+    await browser.client.stop()
     return "\n".join(lines)
 
 
@@ -149,13 +158,7 @@ def _package(filename: str) -> str:
 
 async def bytecodes(system: str, path: str) -> Counter[str]:
     """The bytecodes one request to ``system`` runs, by package (after a warm-up)."""
-    client = Client(build(system).app)
-    await client.start()
-    browser = Browser(client)
-    if system.startswith("plain"):
-        browser.jar.set_raw("session", "x" * 96)
-    else:
-        await browser.login()
+    browser = await visitor(system)
     for _ in range(50):
         await browser.visit(path)
     counts: Counter[str] = Counter()
@@ -176,7 +179,7 @@ async def bytecodes(system: str, path: str) -> Counter[str]:
         await browser.visit(path)
     finally:
         sys.settrace(None)
-    await client.stop()
+    await browser.client.stop()
     return counts
 
 
