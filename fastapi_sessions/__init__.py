@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .clock import Clock, SystemClock
 from .exceptions import (
+    CorruptRecordError,
     SessionConfigError,
     SessionConflictError,
     SessionError,
@@ -19,6 +20,7 @@ from .stores.base import SessionStore
 
 __all__ = [
     "Clock",
+    "CorruptRecordError",
     "SessionConfigError",
     "SessionConflictError",
     "SessionError",

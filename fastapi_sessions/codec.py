@@ -9,21 +9,18 @@ scalars a copy of the instance ``__dict__`` is that snapshot already, and no ser
 from __future__ import annotations
 
 import types
-from typing import Any, Generic, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 from annotated_types import BaseMetadata
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .exceptions import SessionConfigError, SessionStoreUnavailable
+from .exceptions import READ_ONLY, SessionConfigError, SessionStoreUnavailable
 
-__all__ = ["ModelCodec", "Snapshot"]
+__all__ = ["Codec", "ModelCodec", "Snapshot"]
 
 M = TypeVar("M", bound=BaseModel)
-READ_ONLY = (
-    "The session store is unavailable, so this session is read-only "
-    "(SESSION_ON_STORE_ERROR=degrade); retry the change later."
-)
+D = TypeVar("D")
 Snapshot = dict[str, Any]
 _SCALARS = (int, str, bool, type(None))
 
@@ -61,6 +58,40 @@ def dict_is_snapshot(model: type[BaseModel]) -> bool:
         if not _scalar(info.annotation):
             return False
     return True
+
+
+class Codec(Protocol[D]):
+    """What the engine needs of a kind of session data: a typed model (:class:`ModelCodec`) or the
+    classic door's dict (``classic.DictCodec``)."""
+
+    @property
+    def defaults(self) -> Snapshot:
+        """The snapshot of a new session."""
+        ...
+
+    def new(self) -> D:
+        """A new, empty session."""
+        ...
+
+    def new_read_only(self) -> D:
+        """A new session whose changes raise ``SessionStoreUnavailable`` (the degraded stand-in)."""
+        ...
+
+    def decode(self, document: bytes) -> D:
+        """Session data from a stored JSON document; raises ``ValueError`` when it does not fit."""
+        ...
+
+    def snapshot(self, data: D) -> Snapshot:
+        """The data as JSON-ready Python values, one per stored field: what dirty checks compare."""
+        ...
+
+    def reset(self, data: D) -> None:
+        """Put ``data`` back to a new session's, in place."""
+        ...
+
+    def encode(self, value: Any) -> bytes:
+        """One field's JSON-ready value as JSON bytes."""
+        ...
 
 
 class ModelCodec(Generic[M]):

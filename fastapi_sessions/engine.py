@@ -7,26 +7,25 @@ changed, a cookie only when the browser's copy must change.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
-from typing import Generic, TypeVar
-
-from pydantic import BaseModel
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .clock import Clock
-from .codec import READ_ONLY, ModelCodec, Snapshot
+from .codec import Codec, Snapshot
 from .cookies import CookieWriter, cookie_values
 from .exceptions import (
+    READ_ONLY,
+    CorruptRecordError,
     SessionConflictError,
     SessionStoreError,
     SessionStoreUnavailable,
     SessionTooLargeError,
 )
 from .logs import log, ref, security_log
-from .session import SessionState
+from .session import Loaded
 from .settings import SessionSettings
-from .signing import SessionSigner, VerifiedId, new_session_id, store_key
+from .signing import SessionSigner, new_session_id, store_key
 from .stores.base import (
-    CorruptRecordError,
     SessionChange,
     SessionMeta,
     SessionRecord,
@@ -35,9 +34,12 @@ from .stores.base import (
     json_document,
 )
 
+if TYPE_CHECKING:
+    from .session import Session
+
 __all__ = ["SessionEngine"]
 
-M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D")
 T = TypeVar("T")
 
 # Metadata dated further ahead than this is forged or from a broken clock.
@@ -48,12 +50,12 @@ _ID_ATTEMPTS = 3
 _MERGE_ATTEMPTS = 3
 
 
-class SessionEngine(Generic[M]):
-    """Turns cookies into sessions and sessions into store writes and cookies."""
+class SessionEngine(Generic[D]):
+    """Turns cookies into sessions and sessions into store writes and cookies; serves every door."""
 
     def __init__(
         self,
-        codec: ModelCodec[M],
+        codec: Codec[D],
         settings: SessionSettings,
         store: SessionStore,
         clock: Clock,
@@ -72,31 +74,31 @@ class SessionEngine(Generic[M]):
 
     # -- store calls -------------------------------------------------------------------------
 
-    async def _call(self, what: str, operation: Awaitable[T]) -> T:
+    @staticmethod
+    async def _call(what: str, operation: Awaitable[T]) -> T:
+        """Await a store write; any failure becomes one ``SessionStoreError``, which the door logs."""
         try:
             return await operation
-        except SessionStoreError as exc:
-            self._failure(what, exc)
+        except SessionStoreError:
             raise
         except Exception as exc:
-            raise SessionStoreError(self._failure(what, exc)) from exc
+            raise SessionStoreError(_failure(what, exc)) from exc
 
-    @staticmethod
-    def _failure(what: str, exc: Exception) -> str:
-        """Log a store failure; the message for the error raised in its place."""
-        log.error("Session store failed to %s: %s: %s", what, type(exc).__name__, exc)
-        return (
-            f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
-            "Check that the store is reachable; the request was answered 503."
-        )
+    def _unavailable(self, what: str, exc: Exception) -> Loaded:
+        """A failed load: the degraded stand-in when configured, else ``SessionStoreUnavailable``."""
+        message = _failure(what, exc)
+        log.error("%s", message)
+        if self.degrade:
+            return Loaded(self.codec.new_read_only(), self.codec.defaults, degraded=True)
+        raise SessionStoreUnavailable(message) from exc
 
     # -- load --------------------------------------------------------------------------------
 
-    async def load(self, headers: Iterable[tuple[bytes, bytes]]) -> SessionState[M]:
+    async def load(self, headers: Iterable[tuple[bytes, bytes]]) -> Loaded:
         """The session a request's cookies point at, or a new one; never adopts an unknown ID."""
         values = cookie_values(headers, self.cookie_name)
         if not values:
-            return SessionState(self.codec.new(), self.codec.defaults)
+            return Loaded(self.codec.new(), self.codec.defaults)
         if len(values) > 1:
             security_log.warning("Request sent %d cookies named %r", len(values), self.cookie_name)
         for value in values:
@@ -104,87 +106,73 @@ class SessionEngine(Generic[M]):
             if verified is None:
                 security_log.warning("Session cookie with a bad signature, format or age ignored")
                 continue
-            key = verified.key
+            session_id, key, stale_key = verified
             try:
                 record = await self.store.load(key, touch=self.settings.idle_timeout)
             except CorruptRecordError as exc:
-                state: SessionState[M] | str = f"is corrupt ({exc})"
+                problem = f"is corrupt ({exc})"
             except Exception as exc:
-                message = self._failure("load a session", exc)
-                if self.degrade:
-                    return SessionState(self.codec.new_read_only(), self.codec.defaults, degraded=True)
-                raise SessionStoreUnavailable(message) from exc
+                return self._unavailable("load a session", exc)
             else:
                 if record is None:
                     security_log.warning("Session %s is unknown or expired; starting anew", ref(key))
                     continue
-                state = self._adopt(verified, record)
-            if isinstance(state, SessionState):
-                return state
-            security_log.warning("Session %s %s; discarded", ref(key), state or "expired")
+                problem = self._problem(record)
+                if not problem:
+                    try:
+                        data = self.codec.decode(_document(record))
+                    except (ValueError, RecursionError) as exc:
+                        problem = f"does not fit the session data ({type(exc).__name__})"
+                    else:
+                        # Positional: keywords make this call, on every read, about twice as dear.
+                        baseline = self.codec.snapshot(data)
+                        return Loaded(data, baseline, session_id, key, record, True, stale_key)
+            security_log.warning("Session %s %s; discarded", ref(key), problem)
             try:
                 await self.store.delete(key)
             except Exception as exc:
-                raise SessionStoreUnavailable(self._failure("delete a dead session", exc)) from exc
-        return SessionState(self.codec.new(), self.codec.defaults, had_cookie=True)
+                return self._unavailable("delete a dead session", exc)
+        return Loaded(self.codec.new(), self.codec.defaults, had_cookie=True)
 
-    def _adopt(self, verified: VerifiedId, record: SessionRecord) -> SessionState[M] | str:
-        """The session in ``record``, or why it is dead: '' when expired, else the problem."""
+    def _problem(self, record: SessionRecord) -> str:
+        """Why ``record`` cannot be this request's session, or '' when it can."""
         now = self.clock.time()
         meta = record.meta
         if not meta.created_at <= now + _CLOCK_SKEW:
             return "has a creation time in the future"
         if min(meta.expires_at, meta.created_at + self.max_age) <= now:
+            return "expired"
+        # The document is the values and more: only when it is over the limit count the values.
+        if record.document is not None and len(record.document) <= self.max_size:
             return ""
-        document = record.document
-        if document is None:
-            document = json_document(record.fields)
-        if len(document) > self.max_size:  # the document is the values and more: only then count
-            size = record.size
-            if size > self.max_size:
-                return f"holds {size} bytes, over SESSION_MAX_SIZE"
-        try:
-            model = self.codec.decode(document)
-        except (ValueError, RecursionError) as exc:
-            return f"does not fit the model ({type(exc).__name__})"
-        # Positional: keywords make this call, on every read, about twice as dear.
-        session_id, key, stale_key = verified
-        return SessionState(model, self.codec.snapshot(model), session_id, key, record, True, stale_key)
+        size = record.size
+        return f"holds {size} bytes, over SESSION_MAX_SIZE" if size > self.max_size else ""
 
     # -- commit ------------------------------------------------------------------------------
 
-    @staticmethod
-    def settled(state: SessionState[M], current: Snapshot) -> bool:
-        """True when ``commit`` would surely write nothing and send no cookie, ``current`` being the
-        model's snapshot now: the common read, told apart without a coroutine or a store call. (False
-        does not promise a write: ``commit`` still decides.)"""
-        return current == state.baseline and not (
-            state.destroyed or state.regenerate or state.stale_key or state.expiry
-        )
-
-    async def commit(self, state: SessionState[M], current: Snapshot) -> bytes | None:
+    async def commit(self, session: Session[D], current: Snapshot) -> bytes | None:
         """Persist what the request changed; returns the ``Set-Cookie`` value to send, if any.
 
-        ``current`` is the model's snapshot now. Raises ``SessionConflictError`` (409),
+        ``current`` is the data's snapshot now. Raises ``SessionConflictError`` (409),
         ``SessionStoreError`` (503) or ``SessionTooLargeError``; in each case nothing is half-written
         and no cookie is sent.
         """
-        if state.degraded:
-            if current != state.baseline:
+        if session.degraded:
+            if current != session.baseline:
                 raise SessionStoreError(READ_ONLY)
             return None
-        if state.destroyed:
-            if state.key is not None:
-                await self._call("delete a session", self.store.delete(state.key))
-            if current == state.baseline and state.expiry is None:
-                return self.cookies.delete() if state.had_cookie else None
-            return await self._create(current, state)
-        record, key, session_id = state.record, state.key, state.session_id
-        if record is None or key is None or session_id is None:
-            if current == state.baseline and state.expiry is None:
+        if session.destroyed:
+            if session.key is not None:
+                await self._call("delete a session", self.store.delete(session.key))
+            if current == session.baseline and not session.expiry_set:
+                return self.cookies.delete() if session.had_cookie else None
+            return await self._create(current, session)
+        record, key = session.record, session.key
+        if record is None or key is None:
+            if current == session.baseline and not session.expiry_set:
                 return None
-            return await self._create(current, state)
-        baseline = state.baseline  # an unchanged session rarely gets here: the hook settles it first
+            return await self._create(current, session)
+        baseline = session.baseline  # an unchanged session rarely gets here: the door settles it first
         encode = self.codec.encode
         changed = {
             name: encode(value) for name, value in current.items() if baseline.get(name, _MISSING) != value
@@ -192,8 +180,8 @@ class SessionEngine(Generic[M]):
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
         )
-        expiry = None if state.expiry is None else self._expiry(state, record.meta.created_at)
-        if not (changed or removed or expiry or state.regenerate or state.stale_key):
+        expiry = self._expiry(session, record.meta.created_at) if session.expiry_set else None
+        if not (changed or removed or expiry or session.regenerating or session.stale_key):
             return None
         document = record.document  # holds every stored value: a bound that spares the count
         if document is None or len(document) + sum(map(len, changed.values())) > self.max_size:
@@ -213,25 +201,22 @@ class SessionEngine(Generic[M]):
         )
         ttl = self._ttl(expires_at)
         version = record.meta.version if self.version_check else None
-        if state.regenerate:
-            for _ in range(_ID_ATTEMPTS):
-                session_id = new_session_id()
-                result = await self._call(
-                    "regenerate a session",
-                    self.store.rename(
-                        key, store_key(session_id), change, ttl=ttl, expected_version=version
-                    ),
-                )
-                if result is not WriteResult.EXISTS:
-                    break
+        session_id = session.session_id
+        if session.regenerating:
+
+            def rename(new_key: str) -> Awaitable[WriteResult]:
+                return self.store.rename(key, new_key, change, ttl=ttl, expected_version=version)
+
+            session_id, result = await self._with_new_id("regenerate a session", rename)
         elif changed or removed or expiry:
             result = await self._update(key, change, ttl, record, version)
         else:  # only the cookie key is stale: re-sign, nothing to write
             result = WriteResult.OK
         if result is not WriteResult.OK:
             raise self._conflict(result, key)
-        if not (state.regenerate or state.stale_key or expiry):
+        if not (session.regenerating or session.stale_key or expiry):
             return None
+        assert session_id is not None  # noqa: S101 - a stored session has an ID
         return self._cookie(session_id, expires_at, persistent)
 
     async def _update(
@@ -253,34 +238,48 @@ class SessionEngine(Generic[M]):
             version = fresh.meta.version
         return WriteResult.CONFLICT
 
-    async def _create(self, current: dict[str, object], state: SessionState[M]) -> bytes:
+    async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
         fields = {name: self.codec.encode(value) for name, value in current.items()}
         size = sum(map(len, fields.values()))
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
         now = self.clock.time()
-        expires_at, persistent = self._expiry(state, now) or (now + self.max_age, False)
+        expires_at, persistent = self._expiry(session, now) or (now + self.max_age, False)
         record = SessionRecord(fields, SessionMeta(now, expires_at, persistent, 0))
+        ttl = self._ttl(expires_at)
+
+        def create(key: str) -> Awaitable[WriteResult]:
+            return self.store.create(key, record, ttl=ttl)
+
+        session_id, _ = await self._with_new_id("create a session", create)
+        return self._cookie(session_id, expires_at, persistent)
+
+    async def _with_new_id(
+        self, what: str, write: Callable[[str], Awaitable[WriteResult]]
+    ) -> tuple[str, WriteResult]:
+        """Write under a fresh ID's key; the ID and what the write answered other than ``EXISTS``.
+
+        A taken key means two 256-bit IDs collided: a broken random source, not a race. Creation and
+        regeneration treat it alike: a security error per collision, and a 503 after three.
+        """
         for _ in range(_ID_ATTEMPTS):
             session_id = new_session_id()
-            result = await self._call(
-                "create a session",
-                self.store.create(store_key(session_id), record, ttl=self._ttl(expires_at)),
-            )
-            if result is WriteResult.OK:
-                return self._cookie(session_id, expires_at, persistent)
+            result = await self._call(what, write(store_key(session_id)))
+            if result is not WriteResult.EXISTS:
+                return session_id, result
             security_log.error("Session ID collision; the random source may be broken")
         raise SessionStoreError(
-            f"Could not find a free session ID in {_ID_ATTEMPTS} attempts; the store reports every "
-            "new key as taken. Check the store's create() and the system's random source."
+            f"Could not find a free session ID in {_ID_ATTEMPTS} attempts (to {what}); the store "
+            "reports every new key as taken. Check the store's create() and rename() and the "
+            "system's random source."
         )
 
-    def _expiry(self, state: SessionState[M], created_at: float) -> tuple[float, bool] | None:
+    def _expiry(self, session: Session[D], created_at: float) -> tuple[float, bool] | None:
         """The ``(expires_at, persistent)`` that set_expiry asked for, within SESSION_MAX_AGE."""
-        if state.expiry is None:
+        if not session.expiry_set:
             return None
         limit = created_at + self.max_age
-        (seconds,) = state.expiry
+        seconds = session.persist_for
         if seconds is None:
             return limit, False
         return min(self.clock.time() + seconds, limit), True
@@ -306,6 +305,20 @@ class SessionEngine(Generic[M]):
         return SessionConflictError(
             f"The session {reason}; this request's changes were not saved. Retry the request."
         )
+
+
+def _failure(what: str, exc: Exception) -> str:
+    """The message for a store failure: what failed, and what to check."""
+    return (
+        f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
+        "Check that the store is reachable; the request was answered 503."
+    )
+
+
+def _document(record: SessionRecord) -> bytes:
+    """The record's JSON document, as the data validates it."""
+    document = record.document
+    return json_document(record.fields) if document is None else document
 
 
 _MISSING = object()

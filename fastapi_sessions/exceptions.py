@@ -4,11 +4,12 @@
 SessionError
 ├── SessionConfigError (also ValueError)   bad settings or model, raised at start-up
 ├── SessionNotInstalledError (also RuntimeError)   get_session used without install()
-├── SessionUsageError (also RuntimeError)   regenerate/destroy on an object that is no live session
+├── SessionUsageError (also RuntimeError)   an operation on no live session, or too late to save
 ├── SessionTooLargeError   the serialized session exceeds SESSION_MAX_SIZE
 ├── SessionConflictError   the session changed or vanished under this request (409)
-└── SessionStoreError      the store failed; answered 503 with Retry-After
-    └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
+├── SessionStoreError      the store failed; answered 503 with Retry-After
+│   └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
+└── CorruptRecordError     raised by a store's load(): the stored data is no session record
 ```
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 
 __all__ = [
+    "CorruptRecordError",
     "SessionConfigError",
     "SessionConflictError",
     "SessionError",
@@ -29,6 +31,11 @@ __all__ = [
 
 #: Seconds a client is told to wait after a store outage.
 RETRY_AFTER_SECONDS = 1
+#: Why a change to a degraded session fails.
+READ_ONLY = (
+    "The session store is unavailable, so this session is read-only "
+    "(SESSION_ON_STORE_ERROR=degrade); retry the change later."
+)
 
 
 class SessionError(Exception):
@@ -44,7 +51,8 @@ class SessionNotInstalledError(SessionError, RuntimeError):
 
 
 class SessionUsageError(SessionError, RuntimeError):
-    """A session operation got an object that is not a session of this request."""
+    """A session operation got an object that is not a session of this request, or came after the
+    response started, when nothing can be saved any more."""
 
 
 class SessionTooLargeError(SessionError):
@@ -86,3 +94,9 @@ class SessionStoreUnavailable(SessionStoreError, HTTPException):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CorruptRecordError(SessionError):
+    """Raised by a store's ``load`` when the stored data is not a session record (e.g. a Redis key of
+    another type). The engine treats it like a record that fails the model: logged, deleted, a new
+    session. An outage, by contrast, is any other exception."""

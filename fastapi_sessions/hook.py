@@ -11,7 +11,7 @@ list (and ``no-store`` still wins).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
@@ -23,7 +23,7 @@ from .logs import log
 if TYPE_CHECKING:
     from .codec import Snapshot
     from .engine import SessionEngine
-    from .session import SessionState
+    from .session import Session
 
 __all__ = ["SessionHook"]
 
@@ -36,7 +36,7 @@ async def _drop(message: Message) -> None:
     """Where the app's messages go once we answered in its place."""
 
 
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
+def error_messages(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
     """The messages of a JSON error answer given in place of the app's response."""
     response = JSONResponse({"detail": detail}, status, {"Cache-Control": "no-store", **(headers or {})})
     return [
@@ -45,66 +45,85 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> l
     ]
 
 
-class _Exchange:
-    """One request or WebSocket under the hook; ``state`` is set once the endpoint asks for it."""
+def unavailable_messages() -> list[Message]:
+    """The 503 answered when the session store fails."""
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return error_messages(503, "Session store unavailable; try again shortly.", retry)
 
-    __slots__ = ("_send", "engine", "live", "state")
+
+class Exchange:
+    """One request or WebSocket under a session door; ``session`` is set once the request uses it.
+
+    It owns the ``send`` the app gets: the session commits when the response starts, and a message
+    that needs nothing from us costs no coroutine of ours.
+    """
+
+    __slots__ = ("_send", "engine", "session", "started")
 
     def __init__(self, engine: SessionEngine[Any], send: Send) -> None:
         self.engine = engine
-        self.state: SessionState[Any] | None = None
-        self.live: int | None = None
+        self.session: Session[Any] | None = None
+        self.started = False
+        """A message went out while no session was open: a session loaded now cannot be saved."""
         self._send = send
 
-    def release(self) -> None:
-        """Let go of the request once the app returned.
+    def release(self, *, completed: bool) -> None:
+        """Let go of the request once the app returned (``completed``) or raised.
 
         The scope holds this exchange, and a server's ``send`` may hold the scope (uvicorn's does): a
         reference cycle that only the garbage collector would break, keeping every request alive until
         it runs.
         """
-        self.state = None
+        session = self.session
+        if session is not None:
+            self.session = None
+            session.release(completed=completed)
         self._send = _drop
 
     def send(self, message: Message) -> Awaitable[None]:
-        """The app's ``send``: commits when the response starts, and otherwise hands the server's own
-        awaitable back, so a message that needs nothing from us costs no coroutine of ours."""
-        state = self.state
-        if state is None:
+        """The app's ``send``: commits when the response starts, else hands the server's own awaitable
+        back."""
+        session = self.session
+        if session is None or session.committed:
+            self.started = True
             return self._send(message)
         kind = message["type"]
         if kind == "http.response.start":
-            self.state = None
-            current = self.engine.codec.snapshot(state.model)
-            if self.engine.settled(state, current):  # the common read: no coroutine of ours
+            data = session.data
+            if data is None:  # still loading in another task: too late for it
+                self.started = True
+                return self._send(message)
+            current = self.engine.codec.snapshot(data)
+            if session.settled(current):  # the common read: no coroutine of ours
+                session.close(current)
                 return self._send({**message, "headers": _with_vary(message)})
-            return self._start_http(state, current, message)
-        if kind == "websocket.accept":
-            self.state = None
-            return self._accept_websocket(state, message)
+            return self._start_http(session, current, message)
+        if kind == "websocket.accept" and session.data is not None:
+            return self._accept_websocket(session, message)
         return self._send(message)
 
-    async def _start_http(self, state: SessionState[Any], current: Snapshot, message: Message) -> None:
+    async def _start_http(self, session: Session[Any], current: Snapshot, message: Message) -> None:
         status: int = message["status"]
         headers = _with_vary(message)
-        if status < 500:
+        if status >= 500:  # the request failed: save nothing of it
+            session.close(current)
+        else:
             try:
-                cookie = await self.engine.commit(state, current)
+                cookie = await session.commit(current)
             except SessionConflictError as exc:
-                await self._replace(_error(409, "Session conflict; retry the request."), exc)
+                await self.replace(error_messages(409, "Session conflict; retry the request."), exc)
                 return
             except SessionStoreError as exc:
-                retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-                await self._replace(_error(503, "Session store unavailable.", retry), exc)
+                await self.replace(unavailable_messages(), exc)
                 return
             if cookie is not None:
                 headers.append((_SET_COOKIE, cookie))
                 _forbid_caching_the_cookie(headers)
         await self._send({**message, "headers": headers})
 
-    async def _accept_websocket(self, state: SessionState[Any], message: Message) -> None:
+    async def _accept_websocket(self, session: Session[Any], message: Message) -> None:
         try:
-            cookie = await self.engine.commit(state, self.engine.codec.snapshot(state.model))
+            cookie = await session.commit(self.engine.codec.snapshot(session.data))
         except (SessionConflictError, SessionStoreError) as exc:
             log.error("Session commit failed at WebSocket accept; closing: %s", exc)
             send, self._send = self._send, _drop
@@ -115,7 +134,8 @@ class _Exchange:
             message = {**message, "headers": headers}
         await self._send(message)
 
-    async def _replace(self, messages: list[Message], exc: Exception) -> None:
+    async def replace(self, messages: list[Message], exc: Exception) -> None:
+        """Answer with ``messages`` in place of the app's response, and log why (once)."""
         log.error("Session commit failed; answered %s: %s", messages[0]["status"], exc)
         send, self._send = self._send, _drop  # the rest of the app's response goes nowhere
         for message in messages:
@@ -148,34 +168,48 @@ def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
 
 
 class SessionHook:
-    """ASGI middleware installed by ``SessionManager.install``; also closes an owned store."""
+    """ASGI middleware of the typed door, installed by ``SessionManager.install``.
 
-    def __init__(self, app: ASGIApp, *, manager: Any) -> None:
+    It hands each request an :class:`Exchange` (under ``scope_key``) for the dependency to open the
+    session in, and at shutdown runs ``on_shutdown`` (closing a store the manager made).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        engine: SessionEngine[Any],
+        scope_key: str,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
-        self.manager = manager
-        self.engine = manager.engine
-        self.key: str = manager.scope_key
+        self.engine = engine
+        self.key = scope_key
+        self.on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
-            exchange = _Exchange(self.engine, send)
+            exchange = Exchange(self.engine, send)
             scope[self.key] = exchange
             try:
                 await self.app(scope, receive, exchange.send)
-            finally:
-                if exchange.live is not None:
-                    del self.manager.live[exchange.live]
-                exchange.release()
-        elif kind == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
-        else:  # pragma: no cover - no other scope types exist today
+            except BaseException:
+                exchange.release(completed=False)
+                raise
+            exchange.release(completed=True)
+        elif kind == "lifespan" and self.on_shutdown is not None:
+            await self.app(scope, receive, shutdown_send(send, self.on_shutdown))
+        else:
             await self.app(scope, receive, send)
 
-    def _lifespan_send(self, send: Send) -> Send:
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
-                await self.manager.close_owned_store()
-            await send(message)
 
-        return wrapped
+def shutdown_send(send: Send, on_shutdown: Callable[[], Awaitable[None]]) -> Send:
+    """A lifespan ``send`` that runs ``on_shutdown`` before reporting the shutdown complete."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "lifespan.shutdown.complete":
+            await on_shutdown()
+        await send(message)
+
+    return wrapped

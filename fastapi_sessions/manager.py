@@ -11,11 +11,11 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from .clock import Clock, SystemClock
-from .codec import READ_ONLY, ModelCodec
+from .codec import ModelCodec
 from .engine import SessionEngine
-from .exceptions import SessionNotInstalledError, SessionStoreUnavailable, SessionUsageError
-from .hook import SessionHook
-from .session import SessionState
+from .exceptions import SessionNotInstalledError, SessionUsageError
+from .hook import Exchange, SessionHook
+from .session import Session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import store_from_settings
@@ -54,8 +54,8 @@ class SessionManager(Generic[M]):
         self.model = model
         self.scope_key = f"fastapi_sessions.{id(self):x}"
         # The sessions of requests in flight, by id() of their model: regenerate(session) & co. find
-        # their state here. The hook removes each entry when its request ends.
-        self.live: dict[int, SessionState[M]] = {}
+        # them here. Each session registers when it loads and leaves when its request ends.
+        self.live: dict[int, Session[M]] = {}
         self.get_session: Callable[[HTTPConnection], Awaitable[M]] = self._dependency()
         """The dependency: this request's session, loaded once per request (HTTP and WebSocket)."""
 
@@ -65,7 +65,9 @@ class SessionManager(Generic[M]):
         Call it once, before the app starts. Routers included in ``app`` and apps mounted under it are
         covered too.
         """
-        app.add_middleware(SessionHook, manager=self)
+        app.add_middleware(
+            SessionHook, engine=self.engine, scope_key=self.scope_key, on_shutdown=self.close_owned_store
+        )
 
     def _dependency(self) -> Callable[[HTTPConnection], Awaitable[M]]:
         # A plain function rather than a bound method: FastAPI inspects a dependency on every
@@ -73,19 +75,20 @@ class SessionManager(Generic[M]):
         scope_key, engine, live = self.scope_key, self.engine, self.live
 
         async def get_session(connection: HTTPConnection) -> M:
-            exchange = connection.scope.get(scope_key)
+            exchange: Exchange | None = connection.scope.get(scope_key)
             if exchange is None:
                 raise SessionNotInstalledError(
                     "get_session was used in an app where the SessionManager is not installed; call "
                     "sessions.install(app) on the FastAPI app (the outermost one, if apps are mounted)."
                 )
-            state = exchange.state
-            if state is None:
-                state = await engine.load(connection.scope["headers"])
-                exchange.state = state
-                exchange.live = id(state.model)
-                live[exchange.live] = state
-            model: M = state.model
+            session: Session[M] | None = exchange.session
+            if session is None:
+                session = exchange.session = Session(engine, connection.scope["headers"], live)
+            model = session.data
+            if model is None:
+                model = await session.load()
+                if exchange.started and not session.committed:  # first asked for in a streaming body
+                    session.close(engine.codec.snapshot(model))
             return model
 
         return get_session
@@ -95,23 +98,22 @@ class SessionManager(Generic[M]):
         if self._owns_store:
             await self.store.aclose()
 
-    def _state(self, session: M) -> SessionState[M]:
-        state = self.live.get(id(session))
-        if state is None or state.model is not session:
+    def session_of(self, model: M) -> Session[M]:
+        """The live session whose data is ``model``: where regenerate, destroy and set_expiry go."""
+        session = self.live.get(id(model))
+        if session is None or session.data is not model:
             raise SessionUsageError(
                 "This object is not a live session of this manager: pass the model that "
                 "get_session returned in the current request."
             )
-        if state.degraded:
-            raise SessionStoreUnavailable(READ_ONLY)
-        return state
+        return session
 
     def regenerate(self, session: M) -> None:
         """Give the session a new ID at commit, keeping its data and creation time.
 
         Call it on every privilege change (login, sudo): the old ID stops working at once.
         """
-        self._state(session).regenerate = True
+        self.session_of(session).regenerate()
 
     def destroy(self, session: M) -> None:
         """End the session: its record is deleted at commit and the cookie is expired.
@@ -119,12 +121,7 @@ class SessionManager(Generic[M]):
         The model is back to its defaults at once; if the request changes it again, those changes
         start a new session under a new ID (a "you have been logged out" message works).
         """
-        state = self._state(session)
-        state.destroyed = True
-        state.regenerate = False
-        state.expiry = None
-        self.engine.codec.reset(session)
-        state.baseline = self.engine.codec.defaults
+        self.session_of(session).destroy()
 
     def set_expiry(self, session: M, seconds: float | timedelta | None) -> None:
         """Make the session (and its cookie) last ``seconds`` from now, capped by SESSION_MAX_AGE.
@@ -132,14 +129,7 @@ class SessionManager(Generic[M]):
         This is "remember me": the cookie becomes persistent. ``None`` turns it back into a
         browser-session cookie with the default lifetime.
         """
-        if isinstance(seconds, timedelta):
-            seconds = seconds.total_seconds()
-        if seconds is not None and not seconds > 0:
-            raise SessionUsageError(
-                f"set_expiry needs a positive number of seconds or None, not {seconds!r}; "
-                "to end a session, call destroy()."
-            )
-        self._state(session).expiry = (seconds,)
+        self.session_of(session).set_expiry(seconds)
 
     def __repr__(self) -> str:
         return f"SessionManager({self.model.__name__}, store={type(self.store).__name__})"

@@ -1,59 +1,224 @@
-"""Per-request session state: what was loaded, and what the request asked to happen at commit."""
+"""The per-request session: one object that owns one request's session from load to commit.
+
+Every door (the typed ``Depends()`` door, the classic ``request.session`` middleware, Sanic) makes one
+:class:`Session` per request that uses sessions, and talks only to it. It loads at most once, registers
+itself where ``regenerate(model)`` and friends can find it, records what the request asks for at commit,
+and commits once, through the engine, when the response starts. After that it is *closed*: its data
+can still be read, but changes cannot be saved, and it says so instead of losing them silently.
+"""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Iterable, MutableMapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from pydantic import BaseModel
-
-from .codec import Snapshot
+from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
+from .logs import log
 from .stores.base import SessionRecord
 
-__all__ = ["SessionState"]
+if TYPE_CHECKING:
+    from .codec import Snapshot
+    from .engine import SessionEngine
 
-M = TypeVar("M", bound=BaseModel)
+__all__ = ["LATE_CHANGE", "Loaded", "Session"]
+
+D = TypeVar("D")
+
+#: Logged when a request changed its session after the response started: the change is not saved.
+LATE_CHANGE = (
+    "A session was changed after the response started (in a BackgroundTask, a streaming body or "
+    "after WebSocket accept); the change was NOT saved. Change the session before the endpoint "
+    "returns its response."
+)
+_TOO_LATE = (
+    "{}() was called after the response started (in a BackgroundTask, a streaming body or after "
+    "WebSocket accept), when the session is already saved; call it before the endpoint returns."
+)
 
 
-class SessionState(Generic[M]):
-    """One request's session. ``record``/``key`` are set when it was loaded from the store."""
+class Loaded(NamedTuple):
+    """What the engine found for a request: the data, and where it came from.
+
+    (Not generic in the data's type: a generic named tuple needs Python 3.11.)
+    """
+
+    data: Any
+    baseline: Snapshot
+    session_id: str | None = None
+    key: str | None = None
+    record: SessionRecord | None = None
+    had_cookie: bool = False
+    stale_key: bool = False
+    """The cookie was signed with a fallback key: re-issue it under the current one."""
+    degraded: bool = False
+    """The store failed and SESSION_ON_STORE_ERROR=degrade: a read-only stand-in."""
+
+
+class Session(Generic[D]):
+    """One request's session: its data (a model or a dict), where it is stored, and what to do at commit.
+
+    ``data`` is None until :meth:`load`. ``baseline`` is the snapshot the data had when loaded (or when
+    destroyed, or when committed): the session is dirty when its snapshot differs.
+    """
 
     __slots__ = (
+        "_engine",
+        "_headers",
+        "_registry",
         "baseline",
+        "committed",
+        "data",
         "degraded",
         "destroyed",
-        "expiry",
+        "expiry_set",
         "had_cookie",
         "key",
-        "model",
+        "persist_for",
         "record",
-        "regenerate",
+        "regenerating",
         "session_id",
         "stale_key",
     )
 
     def __init__(
         self,
-        model: M,
-        baseline: Snapshot,
-        session_id: str | None = None,
-        key: str | None = None,
-        record: SessionRecord | None = None,
-        had_cookie: bool = False,
-        stale_key: bool = False,
-        degraded: bool = False,
+        engine: SessionEngine[D],
+        headers: Iterable[tuple[bytes, bytes]],
+        registry: MutableMapping[int, Session[D]] | None = None,
     ) -> None:
-        self.model = model
-        self.baseline = baseline
-        """The snapshot the model had when loaded (or after destroy); dirty means different."""
-        self.session_id = session_id
-        self.key = key
-        self.record = record
-        self.had_cookie = had_cookie
-        self.stale_key = stale_key
-        """The cookie was signed with a fallback key: re-issue it under the current one."""
-        self.degraded = degraded
-        """The store failed and SESSION_ON_STORE_ERROR=degrade: a read-only stand-in."""
-        self.regenerate = False
+        self._engine = engine
+        self._headers = headers
+        self._registry = registry
+        """Where the door finds this session by ``id(data)`` (typed doors), until :meth:`release`."""
+        self.data: D | None = None
+        self.baseline: Snapshot = {}
+        self.session_id: str | None = None
+        self.key: str | None = None
+        self.record: SessionRecord | None = None
+        self.had_cookie = False
+        self.stale_key = False
+        self.degraded = False
+        self.committed = False
+        """True once the response started: saved (or deliberately not), nothing more can be."""
+        self.regenerating = False
         self.destroyed = False
-        self.expiry: tuple[float | None] | None = None
-        """Set by set_expiry: ``(seconds,)`` for a persistent cookie, ``(None,)`` to reset."""
+        self.expiry_set = False
+        """set_expiry was called: ``persist_for`` seconds, or None for a browser-session cookie."""
+        self.persist_for: float | None = None
+
+    # -- load --------------------------------------------------------------------------------
+
+    async def load(self) -> D:
+        """The session's data, loaded from the request's cookie on the first call only."""
+        data = self.data
+        if data is not None:
+            return data
+        loaded = await self._engine.load(self._headers)
+        if self.data is None:  # a concurrent call in the same request may have finished first
+            self._adopt(loaded)
+        data = self.data
+        assert data is not None  # noqa: S101 - set by _adopt
+        return data
+
+    def _adopt(self, loaded: Loaded) -> None:
+        (
+            self.data,
+            self.baseline,
+            self.session_id,
+            self.key,
+            self.record,
+            self.had_cookie,
+            self.stale_key,
+            self.degraded,
+        ) = loaded
+        if self._registry is not None:
+            self._registry[id(loaded.data)] = self
+
+    def release(self, *, completed: bool = True) -> None:
+        """The request is over: unregister, and warn if it changed the session too late to save it.
+
+        ``completed`` is False when the request ended with an exception, which says enough already.
+        """
+        data = self.data
+        if data is None:
+            return
+        if self._registry is not None:
+            self._registry.pop(id(data), None)
+        # One snapshot per request that used its session: about 0.1 us for a flat model, 0.5 us for
+        # one with a list and a dict (measured), the price of never losing a change without a word.
+        if completed and self.committed and self._engine.codec.snapshot(data) != self.baseline:
+            log.warning(LATE_CHANGE)
+
+    # -- what the request asks for -------------------------------------------------------------
+
+    def _open(self, what: str) -> None:
+        if self.committed:
+            raise SessionUsageError(_TOO_LATE.format(what))
+        if self.degraded:
+            raise SessionStoreUnavailable(READ_ONLY)
+
+    def regenerate(self) -> None:
+        """Give the session a new ID at commit, keeping its data and creation time."""
+        self._open("regenerate")
+        self.regenerating = True
+
+    def destroy(self) -> None:
+        """End the session: delete its record at commit and expire the cookie; the data is reset now.
+
+        Changes made after this start a new session under a new ID.
+        """
+        self._open("destroy")
+        assert self.data is not None  # noqa: S101 - only a loaded session is reachable
+        self.destroyed = True
+        self.regenerating = False
+        self.expiry_set = False
+        self.persist_for = None
+        codec = self._engine.codec
+        codec.reset(self.data)
+        self.baseline = codec.defaults
+
+    def set_expiry(self, seconds: float | timedelta | None) -> None:
+        """Make the session and its cookie last ``seconds`` from now (capped by SESSION_MAX_AGE);
+        ``None`` makes it a browser-session cookie with the default lifetime again."""
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        if seconds is not None and not seconds > 0:
+            raise SessionUsageError(
+                f"set_expiry needs a positive number of seconds or None, not {seconds!r}; "
+                "to end a session, call destroy()."
+            )
+        self._open("set_expiry")
+        self.expiry_set = True
+        self.persist_for = seconds
+
+    # -- commit ------------------------------------------------------------------------------
+
+    def settled(self, current: Snapshot) -> bool:
+        """True when a commit would surely write nothing and send no cookie, ``current`` being the
+        data's snapshot now (False does not promise a write: the engine still decides)."""
+        return current == self.baseline and not (
+            self.destroyed or self.regenerating or self.stale_key or self.expiry_set
+        )
+
+    def close(self, current: Snapshot) -> None:
+        """Close without saving: the response started and nothing is (or may be) written, as for an
+        unchanged session or a 5xx answer. Later changes are reported by :meth:`release`."""
+        self.committed = True
+        self.baseline = current
+
+    async def commit(self, current: Snapshot) -> bytes | None:
+        """Save what the request changed; the ``Set-Cookie`` value to send, if any.
+
+        Raises ``SessionConflictError`` (409), ``SessionStoreError`` (503) or ``SessionTooLargeError``;
+        in each case nothing is half-written. The session is closed either way.
+        """
+        self.committed = True
+        try:
+            return await self._engine.commit(self, current)
+        finally:
+            self.baseline = current
+
+    def __repr__(self) -> str:
+        state = "unloaded" if self.data is None else "committed" if self.committed else "open"
+        return f"<Session {state}>"

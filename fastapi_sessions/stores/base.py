@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from ..exceptions import SessionError
+from ..exceptions import CorruptRecordError
 
 __all__ = [
     "CorruptRecordError",
@@ -62,12 +62,6 @@ def json_document(fields: Mapping[str, bytes]) -> bytes:
     prefixes = _KEY_PREFIXES
     parts = [(prefixes.get(name) or field_prefix(name)) + value for name, value in fields.items()]
     return b"{" + b",".join(parts) + b"}"
-
-
-class CorruptRecordError(SessionError):
-    """Raised by ``load`` when the stored data is not a session record (e.g. a Redis key of another
-    type). The manager treats it like a record that fails the model: logged, deleted, a new session;
-    an outage, by contrast, is any other exception."""
 
 
 class SessionMeta(NamedTuple):

@@ -30,8 +30,8 @@ from typing import Any
 
 from profile_ours import interleaved, visitor
 
-from fastapi_sessions.hook import SessionHook, _Exchange, _with_vary
-from fastapi_sessions.session import SessionState
+from fastapi_sessions.hook import Exchange, SessionHook, _with_vary
+from fastapi_sessions.session import Loaded
 
 VARIANTS = ("probe", "probe+vary", "probe+settle", "full")
 
@@ -45,15 +45,12 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("the coroutine suspended")
 
 
-def _pass_on(self: _Exchange, message: dict[str, Any]) -> Awaitable[None]:
-    if message["type"] == "http.response.start":
-        self.state = None
+def _pass_on(self: Exchange, message: dict[str, Any]) -> Awaitable[None]:
     return self._send(message)
 
 
-def _vary_only(self: _Exchange, message: dict[str, Any]) -> Awaitable[None]:
-    if message["type"] == "http.response.start" and self.state is not None:
-        self.state = None
+def _vary_only(self: Exchange, message: dict[str, Any]) -> Awaitable[None]:
+    if message["type"] == "http.response.start" and self.session is not None:
         return self._send({**message, "headers": _with_vary(message)})
     return self._send(message)
 
@@ -76,16 +73,14 @@ async def measure(variant: str, runs: int, requests: int) -> dict[str, float]:
     else:
         ready = await engine.load(headers)
 
-        async def load(_: object) -> SessionState[Any]:
-            return SessionState(
-                ready.model, ready.baseline, ready.session_id, ready.key, ready.record, True
-            )
+        async def load(_: object) -> Loaded:
+            return ready
 
         engine.load = load
         if variant == "probe":
-            _Exchange.send = _pass_on  # type: ignore[method-assign]
+            Exchange.send = _pass_on  # type: ignore[method-assign]
         elif variant == "probe+vary":
-            _Exchange.send = _vary_only  # type: ignore[method-assign]
+            Exchange.send = _vary_only  # type: ignore[method-assign]
     cases = [(name, browser, "/read") for name, browser in browsers.items()]
     return found | await interleaved(cases, runs, requests)
 
