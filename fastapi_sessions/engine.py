@@ -64,7 +64,10 @@ class SessionEngine(Generic[D]):
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.signer = SessionSigner(settings.signing_keys(), max_age=settings.max_age, clock=clock)
+        self.namespace = settings.cookie_name
+        self.signer = SessionSigner(
+            settings.signing_keys(), max_age=settings.max_age, clock=clock, namespace=self.namespace
+        )
         self.cookies = CookieWriter(settings)
         self.cookie_name = settings.cookie_name.encode("latin-1")
         self.version_check = settings.concurrency == "version_check"
@@ -264,7 +267,7 @@ class SessionEngine(Generic[D]):
         """
         for _ in range(_ID_ATTEMPTS):
             session_id = new_session_id()
-            result = await self._call(what, write(store_key(session_id)))
+            result = await self._call(what, write(store_key(session_id, self.namespace)))
             if result is not WriteResult.EXISTS:
                 return session_id, result
             security_log.error("Session ID collision; the random source may be broken")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .exceptions import RETRY_AFTER_SECONDS, SessionConflictError, SessionStoreError
+from .exceptions import RETRY_AFTER_SECONDS, SessionConfigError, SessionConflictError, SessionStoreError
 from .logs import log
 
 if TYPE_CHECKING:
@@ -34,6 +34,22 @@ _SET_COOKIE = b"set-cookie"
 
 async def _drop(message: Message) -> None:
     """Where the app's messages go once we answered in its place."""
+
+
+def scope_key(cookie_name: str) -> str:
+    """Where a door keeps its request's exchange in the ASGI scope: one key per cookie name."""
+    return f"fastapi_sessions.{cookie_name}"
+
+
+def second_door(key: str) -> SessionConfigError:
+    """Why a request met two session doors with the same cookie name: they would share one cookie,
+    and each would read the other's sessions as its own."""
+    name = key.partition(".")[2]
+    return SessionConfigError(
+        f"Two session set-ups in this app use the cookie name {name!r}: a SessionManager installed "
+        "twice (install it once, on the outermost app), or two managers or middlewares sharing "
+        f"SESSION_COOKIE_NAME={name}. Give each its own cookie name."
+    )
 
 
 def error_messages(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
@@ -190,6 +206,8 @@ class SessionHook:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
+            if self.key in scope:
+                raise second_door(self.key)
             exchange = Exchange(self.engine, send)
             scope[self.key] = exchange
             try:

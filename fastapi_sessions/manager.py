@@ -14,7 +14,7 @@ from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
 from .exceptions import SessionNotInstalledError, SessionUsageError
-from .hook import Exchange, SessionHook
+from .hook import Exchange, SessionHook, scope_key
 from .session import Session
 from .settings import SessionSettings
 from .stores.base import SessionStore
@@ -52,7 +52,7 @@ class SessionManager(Generic[M]):
         )
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model
-        self.scope_key = f"fastapi_sessions.{id(self):x}"
+        self.scope_key = scope_key(self.settings.cookie_name)
         # The sessions of requests in flight, by id() of their model: regenerate(session) & co. find
         # them here. Each session registers when it loads and leaves when its request ends.
         self.live: dict[int, Session[M]] = {}

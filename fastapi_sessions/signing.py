@@ -2,6 +2,10 @@
 
 The cookie carries ``<id>.<timestamp>.<signature>`` and nothing else. The ID is 256 random bits; a store
 and the logs only ever see a hash of it, so neither a store dump nor a log line hands out a cookie.
+
+Both the signature and the store key are bound to a *namespace*, the cookie name: two session set-ups
+in one app (a public site and an admin area) that share a key and a store never accept each other's
+cookies, and never find each other's records.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from .clock import Clock
 
-__all__ = ["SessionSigner", "VerifiedId", "new_session_id", "store_key"]
+__all__ = ["SessionSigner", "VerifiedId", "new_session_id", "salt", "store_key"]
 
 #: Fixed salt: a cookie signed by us can never pass as another itsdangerous token of the same key.
 SALT = b"fastapi_sessions.session-id"
@@ -37,9 +41,16 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
 
 
-def store_key(session_id: str) -> str:
-    """The store's name for a session: a hash of the ID, never the ID itself."""
-    digest = hashlib.blake2b(session_id.encode(), digest_size=18, person=b"fastapi-sess").digest()
+def salt(namespace: str) -> bytes:
+    """The salt of a namespace's signatures: the fixed salt and the cookie name."""
+    return SALT + b"|" + namespace.encode("latin-1")
+
+
+def store_key(session_id: str, namespace: str) -> str:
+    """The store's name for a session of ``namespace``: a hash of both, never the ID itself."""
+    # A cookie name is an RFC 6265 token, so it holds no NUL: the two parts cannot run together.
+    data = namespace.encode("latin-1") + b"\0" + session_id.encode()
+    digest = hashlib.blake2b(data, digest_size=18, person=b"fastapi-sess").digest()
     return base64.urlsafe_b64encode(digest).decode()
 
 
@@ -55,8 +66,8 @@ class VerifiedId(NamedTuple):
 class _Signer(TimestampSigner):
     """itsdangerous' TimestampSigner with keys derived once, and time from our clock."""
 
-    def __init__(self, keys: Sequence[str], clock: Clock) -> None:
-        super().__init__(keys, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+    def __init__(self, keys: Sequence[str], clock: Clock, namespace: str) -> None:
+        super().__init__(keys, salt=salt(namespace), key_derivation="hmac", digest_method=hashlib.sha256)
         self._clock = clock
         self._derived = {key: super(_Signer, self).derive_key(key) for key in self.secret_keys}
 
@@ -72,11 +83,12 @@ class _Signer(TimestampSigner):
 class SessionSigner:
     """Signs session IDs with the current key and verifies them against every accepted key."""
 
-    __slots__ = ("_all", "_clock", "_current", "_max_age", "_verified")
+    __slots__ = ("_all", "_clock", "_current", "_max_age", "_namespace", "_verified")
 
-    def __init__(self, keys: Sequence[str], *, max_age: int, clock: Clock) -> None:
-        self._current = _Signer(keys[-1:], clock)
-        self._all = _Signer(keys, clock) if len(keys) > 1 else None
+    def __init__(self, keys: Sequence[str], *, max_age: int, clock: Clock, namespace: str) -> None:
+        self._current = _Signer(keys[-1:], clock, namespace)
+        self._all = _Signer(keys, clock, namespace) if len(keys) > 1 else None
+        self._namespace = namespace
         self._max_age = max_age
         self._clock = clock
         # Cookie values that verified, with their signing time: a browser sends the same value on
@@ -113,7 +125,7 @@ class SessionSigner:
                 return None
             stale = True
         session_id = raw.decode("ascii")
-        verified = VerifiedId(session_id, store_key(session_id), stale)
+        verified = VerifiedId(session_id, store_key(session_id, self._namespace), stale)
         if len(self._verified) >= _CACHE_SIZE:
             self._verified.clear()
         self._verified[value] = (verified, bytes_to_int(base64_decode(value.rsplit(".", 2)[1])))

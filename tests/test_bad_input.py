@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fastapi_sessions import SessionManager
 from fastapi_sessions.codec import ModelCodec
-from fastapi_sessions.signing import SALT, SessionSigner, new_session_id
+from fastapi_sessions.signing import SessionSigner, new_session_id, salt
 from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord
 from fastapi_sessions.testing import FakeClock, RecordingStore, session_cookie, session_store_key
 
@@ -565,7 +565,7 @@ def _b64int(n: int) -> str:
 
 
 def _signer(keys: list[str], clock: FakeClock, max_age: int = 14 * 24 * 3600) -> SessionSigner:
-    return SessionSigner(keys, max_age=max_age, clock=clock)
+    return SessionSigner(keys, max_age=max_age, clock=clock, namespace="session")
 
 
 async def _tampered(kind: str, env: Env) -> str:
@@ -576,7 +576,7 @@ async def _tampered(kind: str, env: Env) -> str:
     now = env.clock.time()
     max_age = env.manager.settings.max_age
     fresh = new_session_id()
-    plain = Signer(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+    plain = Signer(SECRET, salt=salt("session"), key_derivation="hmac", digest_method=hashlib.sha256)
     if kind == "flip-id-first":
         return f"{_flip_char(head, 0)}.{ts}.{sig}"
     if kind == "flip-id-last":
@@ -613,12 +613,16 @@ async def _tampered(kind: str, env: Env) -> str:
         signer = TimestampSigner(SECRET, salt=b"csrf", key_derivation="hmac", digest_method=hashlib.sha256)
         return signer.sign(id_a).decode()
     if kind == "same-key-itsdangerous-defaults":  # SHA-1 and django-concat, same salt
-        return TimestampSigner(SECRET, salt=SALT).sign(id_a).decode()
+        return TimestampSigner(SECRET, salt=salt("session")).sign(id_a).decode()
     if kind == "same-key-sha512":
-        signer = TimestampSigner(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha512)
+        signer = TimestampSigner(
+            SECRET, salt=salt("session"), key_derivation="hmac", digest_method=hashlib.sha512
+        )
         return signer.sign(id_a).decode()
     if kind == "same-key-concat-derivation":
-        signer = TimestampSigner(SECRET, salt=SALT, key_derivation="concat", digest_method=hashlib.sha256)
+        signer = TimestampSigner(
+            SECRET, salt=salt("session"), key_derivation="concat", digest_method=hashlib.sha256
+        )
         return signer.sign(id_a).decode()
     if kind == "timestamp-older-than-max-age":
         return _signer([SECRET], FakeClock(now - max_age - 1)).sign(id_a)

@@ -26,7 +26,7 @@ from itsdangerous import TimestampSigner
 
 import fastapi_sessions
 from fastapi_sessions import SessionConfigError, SessionTooLargeError
-from fastapi_sessions.signing import SALT, SessionSigner, new_session_id
+from fastapi_sessions.signing import SessionSigner, new_session_id, salt
 from fastapi_sessions.stores import MemoryStore, SessionMeta
 from fastapi_sessions.testing import FakeClock, session_store_key
 
@@ -214,7 +214,9 @@ async def test_a2_ids_are_meaningless(env: Env) -> None:
     assert env.inner._data[session_store_key(id_of(first))].record().fields == (
         env.inner._data[session_store_key(id_of(second))].record().fields
     )
-    signer = TimestampSigner(SECRET, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+    signer = TimestampSigner(
+        SECRET, salt=salt("session"), key_derivation="hmac", digest_method=hashlib.sha256
+    )
     for cookie in (first, second):
         assert cookie.count(".") == 2, "the cookie holds the ID, the timestamp and the signature only"
         payload, signed_at = signer.unsign(cookie, return_timestamp=True)
@@ -282,7 +284,9 @@ async def test_a6_empty_or_short_ids_are_never_valid(env: Env) -> None:
     assert len(id_of(regenerated)) == 43
     logout = await call(env.app, "POST", "/logout", with_cookie(regenerated))
     assert logout.cookie() == '""', "destroy expires the cookie; it never carries an empty ID"
-    signer = SessionSigner([SECRET], max_age=env.manager.settings.max_age, clock=env.clock)
+    signer = SessionSigner(
+        [SECRET], max_age=env.manager.settings.max_age, clock=env.clock, namespace="session"
+    )
     await env.inner.create(
         session_store_key(""), _record(env, {"user_id": b"666"}), ttl=env.manager.settings.max_age
     )
@@ -497,9 +501,15 @@ async def test_a16_other_salt_future_and_old_timestamps_are_rejected_before_any_
     other_salt = TimestampSigner(SECRET, salt=b"csrf", key_derivation="hmac", digest_method=hashlib.sha256)
     values = [
         other_salt.sign(session_id).decode(),
-        SessionSigner([SECRET], max_age=max_age, clock=FakeClock(now + 3600)).sign(session_id),
-        SessionSigner([SECRET], max_age=max_age, clock=FakeClock(now + 61)).sign(session_id),
-        SessionSigner([SECRET], max_age=max_age, clock=FakeClock(now - max_age - 1)).sign(session_id),
+        SessionSigner([SECRET], max_age=max_age, clock=FakeClock(now + 3600), namespace="session").sign(
+            session_id
+        ),
+        SessionSigner([SECRET], max_age=max_age, clock=FakeClock(now + 61), namespace="session").sign(
+            session_id
+        ),
+        SessionSigner(
+            [SECRET], max_age=max_age, clock=FakeClock(now - max_age - 1), namespace="session"
+        ).sign(session_id),
     ]
     for value in values:
         env.store.reset()
@@ -520,10 +530,15 @@ async def test_a18_key_rotation_in_three_phases(env: Env) -> None:
     c2 = reply.cookie()
     assert c2 is not None, "[old, new]: an old-key cookie is re-issued under the new key"
     assert id_of(c2) == id_of(c1)
-    assert SessionSigner([SECRET], max_age=10**6, clock=env.clock).verify(c2) is not None
+    assert (
+        SessionSigner([SECRET], max_age=10**6, clock=env.clock, namespace="session").verify(c2) is not None
+    )
     fresh = (await call(phase2.app, "POST", "/login/19")).cookie()
     assert fresh is not None
-    assert SessionSigner([OLD_SECRET], max_age=10**6, clock=env.clock).verify(fresh) is None
+    assert (
+        SessionSigner([OLD_SECRET], max_age=10**6, clock=env.clock, namespace="session").verify(fresh)
+        is None
+    )
 
     phase3 = build(env, secret_key=SECRET)
     phase3.store.reset()

@@ -8,7 +8,7 @@ from .conftest import OLD_SECRET, SECRET
 
 def test_a_cached_value_is_refused_once_its_signature_is_older_than_max_age() -> None:
     clock = FakeClock()
-    signer = SessionSigner([SECRET], max_age=100, clock=clock)
+    signer = SessionSigner([SECRET], max_age=100, clock=clock, namespace="session")
     value = signer.sign(new_session_id())
     assert signer.verify(value) is not None
     clock.advance(60)
@@ -21,8 +21,8 @@ def test_a_cached_value_is_refused_once_its_signature_is_older_than_max_age() ->
 
 def test_with_fallback_keys_garbage_is_still_refused_and_old_keys_are_marked_stale() -> None:
     clock = FakeClock()
-    old = SessionSigner([OLD_SECRET], max_age=100, clock=clock)
-    rotated = SessionSigner([OLD_SECRET, SECRET], max_age=100, clock=clock)
+    old = SessionSigner([OLD_SECRET], max_age=100, clock=clock, namespace="session")
+    rotated = SessionSigner([OLD_SECRET, SECRET], max_age=100, clock=clock, namespace="session")
     session_id = new_session_id()
     verified = rotated.verify(old.sign(session_id))
     assert verified is not None
@@ -36,7 +36,7 @@ def test_with_fallback_keys_garbage_is_still_refused_and_old_keys_are_marked_sta
 def test_the_cache_is_bounded() -> None:
     from fastapi_sessions import signing
 
-    signer = SessionSigner([SECRET], max_age=100, clock=FakeClock())
+    signer = SessionSigner([SECRET], max_age=100, clock=FakeClock(), namespace="session")
     values = [signer.sign(new_session_id()) for _ in range(signing._CACHE_SIZE + 5)]
     for value in values:
         assert signer.verify(value) is not None

@@ -39,7 +39,7 @@ class StoreHarness:
 
     def key(self) -> str:
         """A fresh, unused store key."""
-        return store_key(new_session_id())
+        return store_key(new_session_id(), "conformance")
 
     def record(self, fields: dict[str, bytes] | None = None, *, life: float = 100.0) -> SessionRecord:
         """A record created now that expires in ``life`` units."""

@@ -15,6 +15,7 @@ def session_cookie(manager: SessionManager[Any], session_id: str) -> str:
     return manager.engine.signer.sign(session_id)
 
 
-def session_store_key(session_id: str) -> str:
-    """The key under which stores keep the session ``session_id``."""
-    return store_key(session_id)
+def session_store_key(session_id: str, cookie_name: str = "session") -> str:
+    """The key under which stores keep the session ``session_id`` of the set-up whose cookie is
+    ``cookie_name`` (``SESSION_COOKIE_NAME``, the session's namespace)."""
+    return store_key(session_id, cookie_name)
