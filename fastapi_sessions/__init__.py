@@ -1,8 +1,10 @@
-"""Typed, server-side sessions for FastAPI: a Pydantic model per request through ``Depends()``."""
+"""Typed, server-side sessions for FastAPI: a Pydantic model per request through ``Depends()``, or
+``request.session`` through ``SessionMiddleware``, on one engine."""
 
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
+from .dictsession import SessionDict
 from .exceptions import (
     CorruptRecordError,
     SessionConfigError,
@@ -15,6 +17,7 @@ from .exceptions import (
     SessionUsageError,
 )
 from .manager import SessionManager
+from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 
@@ -23,8 +26,10 @@ __all__ = [
     "CorruptRecordError",
     "SessionConfigError",
     "SessionConflictError",
+    "SessionDict",
     "SessionError",
     "SessionManager",
+    "SessionMiddleware",
     "SessionNotInstalledError",
     "SessionSettings",
     "SessionStore",
@@ -33,6 +38,7 @@ __all__ = [
     "SessionTooLargeError",
     "SessionUsageError",
     "SystemClock",
+    "request_session",
 ]
 
 __version__ = "0.1.0"

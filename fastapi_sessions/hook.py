@@ -74,11 +74,21 @@ class Exchange:
     that needs nothing from us costs no coroutine of ours.
     """
 
-    __slots__ = ("_send", "engine", "session", "started")
+    __slots__ = ("_send", "engine", "session", "started", "vary_on_access")
 
-    def __init__(self, engine: SessionEngine[Any], send: Send) -> None:
+    def __init__(
+        self,
+        engine: SessionEngine[Any],
+        send: Send,
+        session: Session[Any] | None = None,
+        *,
+        vary_on_access: bool = False,
+    ) -> None:
         self.engine = engine
-        self.session: Session[Any] | None = None
+        self.session = session
+        self.vary_on_access = vary_on_access
+        """Add ``Vary: Cookie`` to an unchanged session's response only if the app read the session
+        (the classic doors, which load every session with a cookie); the typed door loads on use."""
         self.started = False
         """A message went out while no session was open: a session loaded now cannot be saved."""
         self._send = send
@@ -112,6 +122,8 @@ class Exchange:
             current = self.engine.codec.snapshot(data)
             if session.settled(current):  # the common read: no coroutine of ours
                 session.close(current)
+                if self.vary_on_access and not data.accessed:
+                    return self._send(message)
                 return self._send({**message, "headers": _with_vary(message)})
             return self._start_http(session, current, message)
         if kind == "websocket.accept" and session.data is not None:

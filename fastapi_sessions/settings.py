@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -15,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .exceptions import SessionConfigError
 
-__all__ = ["SessionSettings"]
+__all__ = ["SessionSettings", "settings_from"]
 
 #: How to make a good key; quoted by every key error.
 KEY_HINT = (
@@ -41,6 +42,9 @@ _WELL_KNOWN_KEYS = frozenset(
         "your_secret_key",
         "yoursecretkey",
         "your-secret-key-here",
+        "your-super-secret-key",  # the article's placeholder
+        "your-super-secret-key-here",
+        "my-super-secret-key",
         "supersecret",
         "super-secret-key",
         "development",
@@ -218,3 +222,45 @@ class SessionSettings(BaseSettings):
         return [k.get_secret_value() for k in self.secret_key_fallbacks] + [
             self.secret_key.get_secret_value()
         ]
+
+
+# Keywords the classic doors accept besides the field names: the article's and Starlette's
+# SessionMiddleware's, so code written for either runs with its keywords as they are.
+OPTION_ALIASES = {
+    "cookie_https_only": "cookie_secure",
+    "https_only": "cookie_secure",
+    "session_cookie": "cookie_name",
+    "same_site": "cookie_samesite",
+    "path": "cookie_path",
+    "domain": "cookie_domain",
+}
+
+
+def settings_from(
+    settings: SessionSettings | None, options: Mapping[str, Any], where: str
+) -> SessionSettings:
+    """The settings a classic door was given: ``settings``, or keyword options over ``SESSION_*``.
+
+    ``options`` are ``SessionSettings`` field names or the aliases above; anything else is refused by
+    name, since a misspelt option silently ignored would leave a default (say, a Secure cookie) in
+    place without a word.
+    """
+    if settings is not None:
+        if options:
+            raise SessionConfigError(
+                f"{where} got settings= and keyword options ({', '.join(sorted(options))}); pass one "
+                "or the other (SessionSettings(...) takes every option by its name)."
+            )
+        return settings
+    values: dict[str, Any] = {}
+    for name, value in options.items():
+        field = OPTION_ALIASES.get(name, name)
+        if field not in SessionSettings.model_fields:
+            known = sorted({*SessionSettings.model_fields, *OPTION_ALIASES})
+            raise SessionConfigError(
+                f"{where} got an unknown option {name!r}; the options are: {', '.join(known)}."
+            )
+        if field in values:
+            raise SessionConfigError(f"{where} got {field} twice (as {name!r} and under another name).")
+        values[field] = value
+    return SessionSettings(**values)

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
@@ -14,6 +15,13 @@ from pydantic import BaseModel
 from fastapi_sessions import SessionManager, SessionSettings
 from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
+
+# Starlette 1.x warns at import that its TestClient wants `httpx2`; the httpx it falls back to works.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+__all__ = ["TestClient"]  # re-exported for the tests
 
 SECRET = "k3y-for-tests-only-0123456789-abcdefghijklmnop"
 OLD_SECRET = "old-k3y-for-tests-only-0123456789-qrstuvwxyz"

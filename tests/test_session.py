@@ -4,7 +4,6 @@ late change without a word, and one rule for failures (logged once, ID collision
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,12 +17,7 @@ from fastapi_sessions.session import LATE_CHANGE
 from fastapi_sessions.stores import MemoryStore, SessionChange, SessionRecord, WriteResult
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
-from .conftest import UserSession, make_app, make_settings
-
-# Starlette 1.x warns at import that its TestClient wants `httpx2`; the httpx it falls back to works.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient
+from .conftest import TestClient, UserSession, make_app, make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,180 @@
+"""The classic doors' session data: a ``dict`` of JSON values, and its codec for the engine.
+
+``request.session`` (Starlette/FastAPI) and ``request.ctx.session`` (Sanic) are a :class:`SessionDict`:
+a real ``dict``, so reads cost what a dict read costs, with the session operations as methods. Changes
+are found the way the typed door finds them, by comparing snapshots, so a nested change
+(``session.setdefault("cart", []).append(item)``) is saved without any call to mark it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import from_json, to_json
+
+from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
+
+if TYPE_CHECKING:
+    from .codec import Snapshot
+    from .session import Session
+
+__all__ = ["DictCodec", "SessionDict"]
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_JSON_HINT = (
+    "Session values must be JSON: str, int, float, bool, None, and lists and dicts (with str keys) of "
+    "them. Store {} as a JSON value (a datetime as .isoformat(), a set as a list)."
+)
+
+
+def json_copy(value: Any, path: str) -> Any:
+    """A deep copy of a JSON value; ``TypeError`` naming ``path`` for anything that is not JSON."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise TypeError(f"{path} is {value!r}, which JSON cannot hold. " + _JSON_HINT.format("it"))
+        return value
+    if kind is list:
+        return [json_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if kind is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(
+                    f"{path} has the key {key!r}; JSON keys are str. " + _JSON_HINT.format("it")
+                )
+            copy[key] = json_copy(item, f"{path}[{key!r}]")
+        return copy
+    raise TypeError(f"{path} is a {kind.__name__}. " + _JSON_HINT.format(f"a {kind.__name__}"))
+
+
+class SessionDict(dict[str, Any]):
+    """One request's session as a ``dict`` of JSON values, with the session operations as methods.
+
+    Assigning a value that is not JSON raises ``TypeError`` at once. ``clear()`` ends the session (the
+    article's logout): the stored record is deleted and the cookie expired, like :meth:`destroy`.
+    """
+
+    __slots__ = ("_live", "accessed")
+
+    def __init__(self, live: Mapping[int, Session[Any]], data: Iterable[Any] = ()) -> None:
+        super().__init__(data)
+        self._live = live
+        self.accessed = False
+        """Set when the app reached the session through ``request.session`` (then ``Vary: Cookie``)."""
+
+    # -- the operations ------------------------------------------------------------------------
+
+    def _session(self) -> Session[Any]:
+        session = self._live.get(id(self))
+        if session is None or session.data is not self:
+            raise SessionUsageError(
+                "This session belongs to a request that has ended; use the session of the current "
+                "request (request.session)."
+            )
+        return session
+
+    def regenerate(self) -> None:
+        """Give the session a new ID when the response starts, keeping its data: call it at login."""
+        self._session().regenerate()
+
+    def destroy(self) -> None:
+        """End the session: empty now; the record is deleted and the cookie expired at commit.
+
+        Values set afterwards start a new session under a new ID.
+        """
+        self._session().destroy()
+
+    def clear(self) -> None:
+        """End the session, as :meth:`destroy` does (an emptied session has nothing left to keep)."""
+        self._session().destroy()
+
+    def set_expiry(self, seconds: float | timedelta | None) -> None:
+        """Remember me: keep the session (and a persistent cookie) ``seconds`` from now, within
+        SESSION_MAX_AGE; ``None`` makes it a browser-session cookie again."""
+        self._session().set_expiry(seconds)
+
+    def mark_accessed(self) -> None:
+        """Called by Starlette's ``Request.session``: the response now depends on the cookie."""
+        self.accessed = True
+
+    # -- JSON only -----------------------------------------------------------------------------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if type(key) is not str:
+            raise TypeError(f"Session keys are str, not {type(key).__name__} ({key!r}).")
+        json_copy(value, f"session[{key!r}]")  # the check; the value itself is stored, not a copy
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> SessionDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"SessionDict({dict.__repr__(self)})"
+
+
+class _ReadOnlySessionDict(SessionDict):
+    """The degraded stand-in: every change raises ``SessionStoreUnavailable`` (a 503)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise SessionStoreUnavailable(READ_ONLY)
+
+    __setitem__ = __delitem__ = pop = popitem = setdefault = update = __ior__ = _refuse
+
+
+class DictCodec:
+    """The codec of :class:`SessionDict` data: each top-level key is one stored field."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: Mapping[int, Session[Any]]) -> None:
+        self._live = live
+        """The door's live sessions by ``id(data)``, where a SessionDict finds its own."""
+
+    @property
+    def defaults(self) -> Snapshot:
+        return {}
+
+    def new(self) -> SessionDict:
+        return SessionDict(self._live)
+
+    def new_read_only(self) -> SessionDict:
+        return _ReadOnlySessionDict(self._live)
+
+    def decode(self, document: bytes) -> SessionDict:
+        data = from_json(document)
+        if type(data) is not dict:
+            raise ValueError(f"a session document must be a JSON object, not {type(data).__name__}")
+        return SessionDict(self._live, data)
+
+    @staticmethod
+    def snapshot(data: SessionDict) -> Snapshot:
+        for value in data.values():
+            if type(value) not in _SCALARS:
+                return {key: json_copy(item, f"session[{key!r}]") for key, item in data.items()}
+        return dict(data)  # flat: a shallow copy is a deep one (about 0.3 us for five keys)
+
+    @staticmethod
+    def reset(data: SessionDict) -> None:
+        dict.clear(data)
+
+    @staticmethod
+    def encode(value: Any) -> bytes:
+        return to_json(value)
