@@ -65,6 +65,7 @@ class SessionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        /,  # positional-only: Starlette's Middleware() and add_middleware() type-check it so
         *,
         backend: SessionStore | None = None,
         settings: SessionSettings | None = None,

@@ -327,3 +327,27 @@ async def test_redis_app_login_cart_logout_on_a_real_redis(
         assert attributes(set_cookie(logout) or "")["max-age"] == "0"
         assert (await replay(client, "/", first)).json() == {"user_id": None, "cart": []}
     await module.sessions.store.aclose()
+
+
+# -- starlette_app -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_starlette_app_typed_and_middleware_doors_side_by_side(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    module = load_example("starlette_app")
+    transport = httpx.ASGITransport(module.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+        assert (await client.get("/")).json() == {"user": None, "visits": 1}
+        login = await client.post("/login", params={"user": "alice"})
+        assert login.status_code == 303
+        assert (await client.get("/")).json() == {"user": "alice", "visits": 2}
+        assert (await client.post("/prefs/dark")).json() == {"theme": "dark"}
+        assert (await client.get("/prefs")).json() == {"theme": "dark"}
+        assert set(client.cookies.keys()) == {"session", "prefs"}
+        logout = await client.post("/logout")
+        assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+        assert (await client.get("/")).json() == {"user": None, "visits": 1}
+        assert (await client.get("/prefs")).json() == {"theme": "dark"}, "the other session lives on"
