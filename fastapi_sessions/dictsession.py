@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
 
-from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
+from .exceptions import READ_ONLY, SessionStoreUnavailable
+from .session import live_session
 
 if TYPE_CHECKING:
     from .codec import Snapshot
@@ -71,13 +72,12 @@ class SessionDict(dict[str, Any]):
     # -- the operations ------------------------------------------------------------------------
 
     def _session(self) -> Session[Any]:
-        session = self._live.get(id(self))
-        if session is None or session.data is not self:
-            raise SessionUsageError(
-                "This session belongs to a request that has ended; use the session of the current "
-                "request (request.session)."
-            )
-        return session
+        return live_session(
+            self._live,
+            self,
+            "This session belongs to a request that has ended; use the session of the current "
+            "request (request.session).",
+        )
 
     def regenerate(self) -> None:
         """Give the session a new ID when the response starts, keeping its data: call it at login."""

@@ -13,9 +13,9 @@ from starlette.requests import HTTPConnection
 from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
-from .exceptions import SessionNotInstalledError, SessionUsageError
+from .exceptions import SessionNotInstalledError
 from .hook import Exchange, SessionHook, scope_key
-from .session import Session
+from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import store_from_settings
@@ -100,13 +100,12 @@ class SessionManager(Generic[M]):
 
     def session_of(self, model: M) -> Session[M]:
         """The live session whose data is ``model``: where regenerate, destroy and set_expiry go."""
-        session = self.live.get(id(model))
-        if session is None or session.data is not model:
-            raise SessionUsageError(
-                "This object is not a live session of this manager: pass the model that "
-                "get_session returned in the current request."
-            )
-        return session
+        return live_session(
+            self.live,
+            model,
+            "This object is not a live session of this manager: pass the model that get_session "
+            "returned in the current request.",
+        )
 
     def regenerate(self, session: M) -> None:
         """Give the session a new ID at commit, keeping its data and creation time.

@@ -9,7 +9,7 @@ can still be read, but changes cannot be saved, and it says so instead of losing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .codec import Snapshot
     from .engine import SessionEngine
 
-__all__ = ["LATE_CHANGE", "Loaded", "Session"]
+__all__ = ["LATE_CHANGE", "Loaded", "Session", "live_session"]
 
 D = TypeVar("D")
 
@@ -222,3 +222,12 @@ class Session(Generic[D]):
     def __repr__(self) -> str:
         state = "unloaded" if self.data is None else "committed" if self.committed else "open"
         return f"<Session {state}>"
+
+
+def live_session(registry: Mapping[int, Session[D]], data: object, problem: str) -> Session[D]:
+    """The live session whose data is ``data``, found in a door's registry; else a
+    ``SessionUsageError`` saying ``problem`` (and what to pass instead)."""
+    session = registry.get(id(data))
+    if session is None or session.data is not data:
+        raise SessionUsageError(problem)
+    return session
