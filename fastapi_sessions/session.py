@@ -90,7 +90,8 @@ class Session(Generic[D]):
         self._engine = engine
         self._headers = headers
         self._registry = registry
-        """Where the door finds this session by ``id(data)`` (typed doors), until :meth:`release`."""
+        """Where the door finds this session by ``id(data)`` (for ``regenerate(model)`` and the
+        SessionDict methods), until :meth:`release`."""
         self.data: D | None = None
         self.baseline: Snapshot = {}
         self.session_id: str | None = None
