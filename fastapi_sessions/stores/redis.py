@@ -20,7 +20,7 @@ from typing import Any
 
 try:
     from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ResponseError
@@ -51,6 +51,8 @@ __all__ = ["RedisStore"]
 
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
+# Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
+_CLEAR_BATCH = 500
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
 
 _RESULTS = {
@@ -106,6 +108,11 @@ def _decode(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> SessionRecord | Non
     except (KeyError, ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecordError(f"session hash lacks valid metadata ({exc!r})") from exc
     return SessionRecord(fields, meta)
+
+
+def _literal_pattern(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern: its glob characters escaped."""
+    return "".join("\\" + char if char in "\\*?[]" else char for char in text)
 
 
 def _change_args(change: SessionChange) -> list[bytes]:
@@ -275,6 +282,37 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._run("delete", self.client.delete(self._key(key)))
+
+    async def clear(self) -> None:
+        """Delete every key under this store's prefix: all its sessions, everyone logged out.
+
+        Keys are found with SCAN and removed with UNLINK, a batch at a time, so no single command
+        blocks Redis the way KEYS would; on a Cluster every primary is scanned. Keys of other prefixes
+        stay, except those of a prefix that starts with this one (clearing ``session:`` also clears
+        ``session:admin:``). Sessions created while it runs may survive it.
+        """
+        pattern = _literal_pattern(self.prefix) + "*"
+        if isinstance(self.client, RedisCluster):
+            for node in self.client.get_primaries():
+                await self._unlink_matching(pattern, node)
+        else:
+            await self._unlink_matching(pattern, None)
+
+    async def _unlink_matching(self, pattern: str, node: ClusterNode | None) -> None:
+        """SCAN one server (``node`` of a Cluster, or the only one) and UNLINK what matches."""
+        cursor = 0
+        while True:
+            if node is None:
+                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH)
+                cursor, keys = await self._run("clear", scan)
+            else:  # a Cluster answers with a cursor per node
+                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH, target_nodes=node)
+                cursors, keys = await self._run("clear", scan)
+                cursor = cursors[node.name]
+            if keys:
+                await self._run("clear", self.client.unlink(*keys))
+            if cursor == 0:
+                return
 
     async def aclose(self) -> None:
         if self._owns_client:
