@@ -127,6 +127,26 @@ def _change_args(change: SessionChange) -> list[bytes]:
     return [str(len(sets)).encode(), *sets, *removed]
 
 
+def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
+    """A client on a new connection pool, with the store's defaults; no connection is made here.
+
+    From ``url`` when given, else from the options alone (``host=``, ``port=``, ``db=`` ...).
+    """
+    # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
+    # second timer to each command (measured: ~5% of a read under load).
+    client_options.setdefault("socket_timeout", None)
+    client_options.setdefault("socket_connect_timeout", timeout)
+    # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
+    # (the store's deadline still bounds the whole call).
+    client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
+    if url is None:
+        return Redis(**client_options)
+    try:
+        return Redis.from_url(url, **client_options)
+    except ValueError as exc:
+        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+
+
 class RedisStore:
     """Sessions in Redis, one hash per session under ``prefix + key``.
 
@@ -180,17 +200,7 @@ class RedisStore:
 
         Query options are redis-py's (``?socket_timeout=0.5`` ...); no connection is made here.
         """
-        # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
-        # second timer to each command (measured: ~5% of a read under load).
-        client_options.setdefault("socket_timeout", None)
-        client_options.setdefault("socket_connect_timeout", timeout)
-        # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
-        # (the store's deadline still bounds the whole call).
-        client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
-        try:
-            client = Redis.from_url(url, **client_options)
-        except ValueError as exc:
-            raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+        client = new_client(url, timeout=timeout, **client_options)
         return cls(client, prefix=prefix, timeout=timeout, owns_client=True)
 
     def _key(self, key: str) -> str:
