@@ -37,8 +37,8 @@ class SessionManager(Generic[M]):
         Session = Annotated[UserSession, Depends(sessions.get_session)]
 
     The store is the one ``SESSION_STORE_URL`` names unless ``store=`` passes one: any
-    :class:`~fastapi_sessions.SessionStore`, or a :class:`~fastapi_sessions.backends.Backend`, which is
-    wrapped for you (``as_store``). A store passed in is yours to close.
+    ``SessionStore``, or a ``fastapi_sessions.backends.Backend``, which is wrapped for you
+    (``as_store``). A store passed in is yours to close.
     """
 
     def __init__(

@@ -1,10 +1,10 @@
 """Session backends by the names of the ``Backend`` API: shipped stores, and a simple base for your own.
 
-* :class:`MemoryBackend` and :class:`RedisBackend` are the shipped ``MemoryStore`` and ``RedisStore``
+* ``MemoryBackend`` and ``RedisBackend`` are the shipped ``MemoryStore`` and ``RedisStore``
   under these names, at full speed (no adapter).
-* :class:`Backend` is the simple way to write a store: four async methods on whole JSON-ready
+* ``Backend`` is the simple way to write a store: four async methods on whole JSON-ready
   records (``read``, ``write``, ``destroy``, ``clear``). Pass an instance to
-  ``SessionManager(store=...)``, which wraps it with :func:`as_store`.
+  ``SessionManager(store=...)``, which wraps it with ``as_store``.
 
 ``RedisBackend`` needs the ``[redis]`` extra and is imported on first use, so importing this package
 never imports ``redis``.

@@ -1,4 +1,4 @@
-"""``BackendStore``: the full store protocol on top of a four-method :class:`Backend`, and ``as_store``.
+"""``BackendStore``: the full store protocol on top of a four-method ``Backend``, and ``as_store``.
 
 A backend moves whole records, so every change is a read, a change in memory and a write of the whole
 record. A lock per key makes each of those atomic among the requests of this process; across worker
@@ -20,7 +20,7 @@ __all__ = ["BackendStore", "as_store"]
 
 
 class BackendStore:
-    """A :class:`~fastapi_sessions.SessionStore` that keeps its records in a :class:`Backend`.
+    """A ``SessionStore`` that keeps its records in a ``Backend``.
 
     Every failure of the backend propagates (the manager answers 503); a ``read`` result without the
     documented shape raises ``CorruptRecordError`` (the manager starts a new session and deletes it).
@@ -28,6 +28,7 @@ class BackendStore:
 
     def __init__(self, backend: Backend, *, clock: Clock | None = None) -> None:
         self.backend = backend
+        """The wrapped backend."""
         self._clock: Clock = clock or SystemClock()
         self._locks = KeyLocks()
 
@@ -127,7 +128,7 @@ class BackendStore:
 
 
 def as_store(store: SessionStore | Backend, *, clock: Clock | None = None) -> SessionStore:
-    """``store`` as a ``SessionStore``: a :class:`Backend` wrapped in a ``BackendStore``, any other
+    """``store`` as a ``SessionStore``: a ``Backend`` wrapped in a ``BackendStore``, any other
     store as it is.
 
     Args:

@@ -1,8 +1,8 @@
 """``Backend``: a store in four methods that move whole sessions as JSON-ready dicts, and that dict's shape.
 
 A backend only reads, writes and removes one dict per key; ``BackendStore`` (``backends.adapter``) builds
-the full :class:`~fastapi_sessions.SessionStore` protocol on top of it. :func:`to_data` and
-:func:`from_data` translate between a store record and the dict, and check its shape on the way back.
+the full ``SessionStore`` protocol on top of it. ``to_data`` and ``from_data`` translate between a
+store record and the dict, and check its shape on the way back.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ __all__ = ["MemoryBackend"]
 
 
 class MemoryBackend(MemoryStore):
-    """:class:`~fastapi_sessions.stores.MemoryStore` by another name: the full store at full speed.
+    """``MemoryStore`` by another name: the full store at full speed.
 
-    It is not a :class:`~fastapi_sessions.backends.Backend` and goes through no adapter. Like
+    It is not a ``Backend`` and goes through no adapter. Like
     ``MemoryStore`` it is for one process (development, demos, tests): each worker has its own
     sessions, and they vanish on restart. ``clear()`` removes every session it holds.
     """

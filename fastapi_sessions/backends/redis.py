@@ -13,11 +13,9 @@ from ..stores.redis import DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore, new_clie
 
 __all__ = ["RedisBackend"]
 
-_HOST, _PORT, _DB = "localhost", 6379, 0
-
 
 class RedisBackend(RedisStore):
-    """A :class:`~fastapi_sessions.stores.redis.RedisStore` on a connection pool of its own.
+    """A ``RedisStore`` on a connection pool of its own.
 
     It is a ``RedisStore`` in every respect (one hash per session, one command per operation) and
     closes its pool in ``aclose()``. ``clear()`` deletes every key under ``prefix``.
@@ -35,9 +33,9 @@ class RedisBackend(RedisStore):
 
     def __init__(
         self,
-        host: str = _HOST,
-        port: int = _PORT,
-        db: int = _DB,
+        host: str = "localhost",
+        port: int = 6379,
+        db: int = 0,
         password: str | None = None,
         *,
         url: str | None = None,
@@ -48,7 +46,7 @@ class RedisBackend(RedisStore):
         client_options["password"] = password
         if url is None:
             client = new_client(None, timeout=timeout, host=host, port=port, db=db, **client_options)
-        elif (host, port, db) != (_HOST, _PORT, _DB):
+        elif (host, port, db) != ("localhost", 6379, 0):  # the defaults above
             raise SessionConfigError(
                 f"RedisBackend got both url={url.split('@')[-1]!r} and host/port/db: pass one or the "
                 "other (the URL names the database too, e.g. 'redis://host:6379/0')."
