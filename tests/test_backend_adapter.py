@@ -309,6 +309,32 @@ async def test_clear_and_aclose_reach_the_backend(
     assert backend.closed
 
 
+@pytest.mark.redis
+async def test_clear_of_a_redis_backed_backend_leaves_other_prefixes_alone(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    pytest.importorskip("redis")
+    from fastapi_sessions.stores.redis import RedisStore
+
+    from .redis_support import keys_under
+
+    mine = as_store(RedisJSONBackend(redis_server_url, redis_prefix + "mine:"))
+    theirs = as_store(RedisJSONBackend(redis_server_url, redis_prefix + "theirs:"))
+    shipped = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "shipped:")
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
+    for store in (mine, theirs, shipped):
+        await store.create("k1", record, ttl=60)
+    await mine.create("k2", record, ttl=60)
+    assert isinstance(mine, BackendStore)
+    await mine.clear()
+    assert keys_under(redis_server_url, redis_prefix + "mine:") == []
+    assert await theirs.load("k1") == record
+    assert await shipped.load("k1") == record
+    for store in (mine, theirs, shipped):
+        await store.aclose()
+
+
 async def test_the_base_aclose_does_nothing() -> None:
     class Minimal(Backend):
         async def read(self, key: str) -> dict[str, Any] | None:
