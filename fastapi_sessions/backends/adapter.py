@@ -4,7 +4,7 @@ A backend moves whole records, so every change is a read, a change in memory and
 record. A lock per key makes each of those atomic among the requests of this process; across worker
 processes nothing can, which is the price of a simple backend (see "Custom stores" in the docs).
 Expiry is decided here, from the deadline stored in each record: a backend's own TTL comes in whole
-seconds and may run late, and neither can revive a record this adapter considers dead.
+seconds and may run late, so a record past its stored deadline is absent whatever the backend returns.
 """
 
 from __future__ import annotations
