@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from .backends.adapter import as_store
+from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
@@ -33,6 +35,10 @@ class SessionManager(Generic[M]):
         sessions = SessionManager(UserSession)
         sessions.install(app)
         Session = Annotated[UserSession, Depends(sessions.get_session)]
+
+    The store is the one ``SESSION_STORE_URL`` names unless ``store=`` passes one: any
+    ``SessionStore``, or a ``fastapi_sessions.backends.Backend``, which is wrapped for you
+    (``as_store``). A store passed in is yours to close.
     """
 
     def __init__(
@@ -40,7 +46,7 @@ class SessionManager(Generic[M]):
         model: type[M],
         *,
         settings: SessionSettings | None = None,
-        store: SessionStore | None = None,
+        store: SessionStore | Backend | None = None,
         clock: Clock | None = None,
     ) -> None:
         codec = ModelCodec(model)
@@ -48,7 +54,9 @@ class SessionManager(Generic[M]):
         clock = clock or SystemClock()
         self._owns_store = store is None
         self.store: SessionStore = (
-            store if store is not None else store_from_settings(self.settings, clock=clock)
+            as_store(store, clock=clock)
+            if store is not None
+            else store_from_settings(self.settings, clock=clock)
         )
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model

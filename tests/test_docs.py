@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from fastapi_sessions import SessionSettings
+from fastapi_sessions.backends import as_store
 from fastapi_sessions.stores import SessionStore
 from fastapi_sessions.testing import CHECKS, FakeClock, StoreHarness, fake_wait
 
@@ -129,6 +130,20 @@ async def test_the_custom_store_page_example_passes_the_conformance_suite() -> N
         clock = FakeClock()
         store = store_class(clock=clock)
         assert isinstance(store, SessionStore)
+        try:
+            await check(StoreHarness(store, clock.time, fake_wait(clock)))
+        finally:
+            await store.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("docs_environment")
+async def test_the_custom_store_page_backend_passes_the_conformance_suite() -> None:
+    (block,) = [b for b in RUNNABLE if b.page.name == "custom-store.md" and "(Backend):" in b.source]
+    backend_class = run_block(block)["DictBackend"]
+    for check in CHECKS:
+        clock = FakeClock()
+        store = as_store(backend_class(), clock=clock)
         try:
             await check(StoreHarness(store, clock.time, fake_wait(clock)))
         finally:

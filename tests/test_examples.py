@@ -5,6 +5,7 @@ Each test imports a fresh copy of the example (a new in-memory store), so the te
 """
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -13,14 +14,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from fastapi_sessions import SessionStore
+from fastapi_sessions.backends import as_store
+from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.stores import MemoryStore
-from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait
+from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait, session_store_key
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KEY = "examples-k3y-for-tests-only-0123456789-abcdef"
@@ -351,3 +355,94 @@ async def test_starlette_app_typed_and_middleware_doors_side_by_side(
         assert attributes(set_cookie(logout) or "")["max-age"] == "0"
         assert (await client.get("/")).json() == {"user": None, "visits": 1}
         assert (await client.get("/prefs")).json() == {"theme": "dark"}, "the other session lives on"
+
+
+# -- custom_backend ----------------------------------------------------------------------------
+
+
+def session_files(directory: Path) -> dict[str, Any]:
+    """The session files in ``directory``, by store key, as JSON."""
+    return {path.stem: json.loads(path.read_text()) for path in directory.glob("*.json")}
+
+
+def overwrite(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+@pytest.fixture
+def sessions_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    monkeypatch.setenv("SESSIONS_DIR", str(tmp_path / "sessions"))
+    return tmp_path / "sessions"
+
+
+@pytest.mark.anyio
+async def test_custom_backend_keeps_one_file_per_session_through_login_cart_logout(
+    load_example: Loader, sessions_dir: Path
+) -> None:
+    module = load_example("custom_backend")
+    assert isinstance(module.sessions.store, BackendStore)
+    async with client_for(module.app) as client:
+        assert (await client.post("/cart/apple")).json() == {"cart": ["apple"]}
+        anonymous = client.cookies["session"]
+        assert (await client.post("/cart/pear")).json() == {"cart": ["apple", "pear"]}
+        (stored,) = session_files(sessions_dir).values()
+        assert stored["data"]["session"] == {"user": None, "cart": ["apple", "pear"]}
+
+        login = await client.post("/login", params={"user": "alice"})
+        assert login.status_code == 303
+        logged_in = cookie_value(login)
+        assert logged_in != anonymous, "login regenerates the session ID"
+        assert list(session_files(sessions_dir)) == [session_store_key(logged_in.split(".")[0])]
+        assert (await client.get("/")).json() == {"user": "alice", "cart": ["apple", "pear"]}
+        assert (await replay(client, "/", anonymous)).json() == {"user": None, "cart": []}
+
+        client.cookies.set("session", logged_in)
+        logout = await client.post("/logout")
+        assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+        assert session_files(sessions_dir) == {}
+
+
+@pytest.mark.anyio
+async def test_custom_backend_answers_a_damaged_file_with_a_fresh_session_and_removes_it(
+    load_example: Loader, sessions_dir: Path
+) -> None:
+    module = load_example("custom_backend")
+    async with client_for(module.app) as client:
+        await client.post("/login", params={"user": "alice"})
+        (key,) = session_files(sessions_dir)
+        overwrite(sessions_dir / f"{key}.json", "{not json")
+        response = await client.get("/")
+        assert response.status_code == 200
+        assert response.json() == {"user": None, "cart": []}
+        assert session_files(sessions_dir) == {}, "the damaged file is removed"
+
+
+def test_custom_backend_clear_command_deletes_every_session_file_and_nothing_else(
+    sessions_dir: Path, tmp_path: Path
+) -> None:
+    sessions_dir.mkdir()
+    (sessions_dir / "a.json").write_text("{}")
+    (sessions_dir / "b.json").write_text("{}")
+    (sessions_dir / "notes.txt").write_text("not a session")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "custom_backend.py"), "clear"],
+        cwd=tmp_path,
+        env={**os.environ, "SESSIONS_DIR": str(sessions_dir)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Deleted every session" in result.stdout
+    assert sorted(path.name for path in sessions_dir.iterdir()) == ["notes.txt"]
+
+
+class TestCustomBackendExampleContract(StoreConformance):
+    """The example's backend, through the adapter, passes the shipped conformance suite."""
+
+    @pytest.fixture
+    async def store_harness(self, load_example: Loader, sessions_dir: Path) -> AsyncIterator[StoreHarness]:
+        clock = FakeClock()
+        store = as_store(load_example("custom_backend").FileBackend(sessions_dir), clock=clock)
+        yield StoreHarness(store, clock.time, fake_wait(clock))
+        await store.aclose()

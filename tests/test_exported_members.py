@@ -8,9 +8,16 @@ import types
 import pytest
 
 import fastapi_sessions
+import fastapi_sessions.backends
 import fastapi_sessions.stores
 
-PACKAGES = [fastapi_sessions, fastapi_sessions.stores]
+PACKAGES = [
+    fastapi_sessions,
+    fastapi_sessions.stores,
+    # Its __all__ names RedisBackend, which imports redis when asked for: a run without the extra
+    # (-m "not redis") leaves it out.
+    pytest.param(fastapi_sessions.backends, marks=pytest.mark.redis),
+]
 
 
 def public_members(module: types.ModuleType) -> set[str]:

@@ -86,6 +86,25 @@ async def test_the_cluster_really_spreads_keys_over_several_masters(
     assert len(await keys(cluster_client, prefix)) == 12
 
 
+@pytest.mark.anyio
+async def test_clear_removes_the_prefix_on_every_primary_and_nothing_else(
+    cluster_client: RedisCluster, store: RedisStore, prefix: str
+) -> None:
+    other = RedisStore(cluster_client, prefix=unique_prefix())
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
+    async with cluster_client.pipeline() as pipe:
+        for index in range(3000):  # on every node, and several SCAN batches on each
+            pipe.hset(f"{prefix}bulk{index}", "v", "0")
+        await pipe.execute()
+    await store.create("k0", record, ttl=60)
+    await other.create("k0", record, ttl=60)
+    await store.clear()
+    assert await keys(cluster_client, prefix) == []
+    assert await other.load("k0") is not None
+    await other.delete("k0")
+
+
 # -- the app lifecycle ---------------------------------------------------------------------------
 
 

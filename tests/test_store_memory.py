@@ -178,3 +178,17 @@ async def test_in_place_writes_of_several_fields_of_changing_lengths() -> None:
     change2 = {"c": b"0", "e": b"5"}  # a new field: packed anew in a new layout
     assert await store.update("k", SessionChange(change2, frozenset({"a"})), ttl=60) is WriteResult.OK
     assert await _round_trip(store, "k") == {"b": b'"a much longer value"', "c": b"0", "d": b"", "e": b"5"}
+
+
+@pytest.mark.anyio
+async def test_clear_removes_every_session_of_this_store_and_only_of_it() -> None:
+    clock = FakeClock()
+    store, other = MemoryStore(clock=clock), MemoryStore(clock=clock)
+    for key in ("a", "b", "c"):
+        await store.create(key, _record(clock), ttl=60)
+    await other.create("a", _record(clock), ttl=60)
+    await store.clear()
+    assert len(store) == 0
+    assert await store.load("a") is None
+    assert await other.load("a") is not None
+    assert await store.create("a", _record(clock), ttl=60) is WriteResult.OK, "still usable afterwards"

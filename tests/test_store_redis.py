@@ -233,6 +233,51 @@ async def test_scripts_are_reloaded_after_script_flush(
     assert (await redis_store.create("k", record, ttl=10)).value == "ok"
 
 
+@pytest.mark.anyio
+async def test_clear_removes_every_key_under_its_prefix_in_batches_and_nothing_else(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    from .redis_support import keys_under
+
+    mine = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "mine:")
+    theirs = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "theirs:")
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
+    raw = Redis.from_url(redis_server_url)
+    async with raw.pipeline(transaction=False) as pipe:
+        for i in range(1200):  # several SCAN/UNLINK batches
+            pipe.hset(f"{redis_prefix}mine:{i}", "v", "0")
+        await pipe.execute()
+    await mine.create("session", record, ttl=60)
+    await theirs.create("session", record, ttl=60)
+    await raw.set(redis_prefix + "mine", "a neighbour, not under the prefix 'mine:'")
+    await mine.clear()
+    assert keys_under(redis_server_url, redis_prefix + "mine:") == []
+    assert await theirs.load("session") is not None
+    assert await raw.get(redis_prefix + "mine") is not None
+    await mine.clear()  # nothing left to clear: not an error
+    await raw.aclose()
+    await mine.aclose()
+    await theirs.aclose()
+
+
+@pytest.mark.anyio
+async def test_clear_treats_glob_characters_in_the_prefix_literally(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    starred = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "s*[x]?:")
+    plain = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "sAxB:")
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
+    await starred.create("k", record, ttl=60)
+    await plain.create("k", record, ttl=60)
+    await starred.clear()
+    assert await starred.load("k") is None
+    assert await plain.load("k") is not None, "'s*[x]?' must not match 'sAxB' as a pattern would"
+    await starred.aclose()
+    await plain.aclose()
+
+
 def test_a_store_url_builds_a_redis_store_that_owns_its_pool(redis_server_url: str) -> None:
     sessions = SessionManager(
         UserSession, settings=make_settings(store_url=redis_server_url, store_prefix="x:")

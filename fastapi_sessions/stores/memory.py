@@ -172,6 +172,10 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
-    async def aclose(self) -> None:
+    async def clear(self) -> None:
+        """Remove every session of this store at once: everyone is logged out."""
         self._data.clear()
         self._heap.clear()
+
+    async def aclose(self) -> None:
+        await self.clear()

@@ -20,7 +20,7 @@ from typing import Any
 
 try:
     from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ResponseError
@@ -51,6 +51,8 @@ __all__ = ["RedisStore"]
 
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
+# Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
+_CLEAR_BATCH = 500
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
 
 _RESULTS = {
@@ -108,6 +110,11 @@ def _decode(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> SessionRecord | Non
     return SessionRecord(fields, meta)
 
 
+def _literal_pattern(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern: its glob characters escaped."""
+    return "".join("\\" + char if char in "\\*?[]" else char for char in text)
+
+
 def _change_args(change: SessionChange) -> list[bytes]:
     sets: list[bytes] = []
     for name, value in change.fields.items():
@@ -118,6 +125,26 @@ def _change_args(change: SessionChange) -> list[bytes]:
         sets += (b"p", b"1" if change.persistent else b"0")
     removed = [_DATA + name.encode() for name in change.removed]
     return [str(len(sets)).encode(), *sets, *removed]
+
+
+def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
+    """A client on a new connection pool, with the store's defaults; no connection is made here.
+
+    From ``url`` when given, else from the options alone (``host=``, ``port=``, ``db=`` ...).
+    """
+    # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
+    # second timer to each command (measured: ~5% of a read under load).
+    client_options.setdefault("socket_timeout", None)
+    client_options.setdefault("socket_connect_timeout", timeout)
+    # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
+    # (the store's deadline still bounds the whole call).
+    client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
+    if url is None:
+        return Redis(**client_options)
+    try:
+        return Redis.from_url(url, **client_options)
+    except ValueError as exc:
+        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
 
 
 class RedisStore:
@@ -173,17 +200,7 @@ class RedisStore:
 
         Query options are redis-py's (``?socket_timeout=0.5`` ...); no connection is made here.
         """
-        # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
-        # second timer to each command (measured: ~5% of a read under load).
-        client_options.setdefault("socket_timeout", None)
-        client_options.setdefault("socket_connect_timeout", timeout)
-        # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
-        # (the store's deadline still bounds the whole call).
-        client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
-        try:
-            client = Redis.from_url(url, **client_options)
-        except ValueError as exc:
-            raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+        client = new_client(url, timeout=timeout, **client_options)
         return cls(client, prefix=prefix, timeout=timeout, owns_client=True)
 
     def _key(self, key: str) -> str:
@@ -275,6 +292,37 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._run("delete", self.client.delete(self._key(key)))
+
+    async def clear(self) -> None:
+        """Delete every key under this store's prefix: all its sessions, everyone logged out.
+
+        Keys are found with SCAN and removed with UNLINK, a batch at a time, so no single command
+        blocks Redis the way KEYS would; on a Cluster every primary is scanned. Keys of other prefixes
+        stay, except those of a prefix that starts with this one (clearing ``session:`` also clears
+        ``session:admin:``). Sessions created while it runs may survive it.
+        """
+        pattern = _literal_pattern(self.prefix) + "*"
+        if isinstance(self.client, RedisCluster):
+            for node in self.client.get_primaries():
+                await self._unlink_matching(pattern, node)
+        else:
+            await self._unlink_matching(pattern, None)
+
+    async def _unlink_matching(self, pattern: str, node: ClusterNode | None) -> None:
+        """SCAN one server (``node`` of a Cluster, or the only one) and UNLINK what matches."""
+        cursor = 0
+        while True:
+            if node is None:
+                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH)
+                cursor, keys = await self._run("clear", scan)
+            else:  # a Cluster answers with a cursor per node
+                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH, target_nodes=node)
+                cursors, keys = await self._run("clear", scan)
+                cursor = cursors[node.name]
+            if keys:
+                await self._run("clear", self.client.unlink(*keys))
+            if cursor == 0:
+                return
 
     async def aclose(self) -> None:
         if self._owns_client:
