@@ -15,6 +15,8 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .backends.adapter import as_store
+from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .dictsession import DictCodec, SessionDict
 from .engine import SessionEngine
@@ -57,9 +59,10 @@ class SessionMiddleware:
     Options are any ``SessionSettings`` field by its name (``cookie_secure``, ``idle_timeout``...),
     also ``cookie_https_only`` (the article's) and Starlette's ``session_cookie``, ``https_only``,
     ``same_site``, ``path`` and ``domain``; what is not given comes from the ``SESSION_*``
-    environment. Or pass ``settings=SessionSettings(...)``. ``backend`` is the store (any
-    ``SessionStore``); without it the store comes from ``SESSION_STORE_URL`` (memory by default)
-    and is closed at shutdown.
+    environment. Or pass ``settings=SessionSettings(...)``. ``backend`` is the store: any
+    ``SessionStore`` (``MemoryBackend()``, ``RedisBackend(...)``...) or a ``Backend`` of your own;
+    without it the store comes from ``SESSION_STORE_URL`` (memory by default) and is closed at
+    shutdown. A store passed in is yours to close.
     """
 
     def __init__(
@@ -67,7 +70,7 @@ class SessionMiddleware:
         app: ASGIApp,
         /,  # positional-only: Starlette's Middleware() and add_middleware() type-check it so
         *,
-        backend: SessionStore | None = None,
+        backend: SessionStore | Backend | None = None,
         settings: SessionSettings | None = None,
         paths: Sequence[str] | None = None,
         clock: Clock | None = None,
@@ -78,7 +81,9 @@ class SessionMiddleware:
         clock = clock or SystemClock()
         self._owns_store = backend is None
         self.store: SessionStore = (
-            store_from_settings(self.settings, clock=clock) if backend is None else backend
+            store_from_settings(self.settings, clock=clock)
+            if backend is None
+            else as_store(backend, clock=clock)
         )
         # The sessions of requests in flight, by id() of their dict: request.session.regenerate() & co.
         self.live: dict[int, Session[SessionDict]] = {}

@@ -26,6 +26,8 @@ from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait, session_store_key
 
+from .conftest import TestClient
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KEY = "examples-k3y-for-tests-only-0123456789-abcdef"
 THIRTY_DAYS = 30 * 24 * 3600
@@ -446,3 +448,36 @@ class TestCustomBackendExampleContract(StoreConformance):
         store = as_store(load_example("custom_backend").FileBackend(sessions_dir), clock=clock)
         yield StoreHarness(store, clock.time, fake_wait(clock))
         await store.aclose()
+
+
+# -- article_app ---------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_article_app_login_profile_logout(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    module = load_example("article_app")
+    transport = httpx.ASGITransport(module.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/profile")).json() == {"error": "Not logged in"}
+        login = await client.get("/login")
+        header = set_cookie(login)
+        assert header is not None
+        assert "secure" not in attributes(header), "cookie_https_only=False, as in the article"
+        assert (await client.get("/profile")).json() == {"user_id": 1, "username": "Alice"}
+        logout = await client.get("/logout")
+        assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+        assert (await client.get("/profile")).json() == {"error": "Not logged in"}
+
+
+def test_article_app_refuses_to_start_without_a_key(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi_sessions import SessionConfigError
+
+    monkeypatch.delenv("SESSION_SECRET_KEY", raising=False)
+    module = load_example("article_app")
+    with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY is not set"), TestClient(module.app):
+        pass
