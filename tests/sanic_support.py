@@ -73,6 +73,9 @@ class Browser:
 @asynccontextmanager
 async def serving(app: Sanic[Any, Any]) -> AsyncIterator[httpx.AsyncClient]:
     """``app`` started once (ASGI lifespan), an https client for it, and the app stopped at the end."""
+    # As sanic-testing sets it: at start-up Sanic then rewrites its own methods (TouchUp) from their
+    # original code for each app, where outside test mode it rewrites them once, for the process.
+    Sanic.test_mode = True
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
