@@ -289,6 +289,7 @@ def install(
     and ``domain``; what is not given comes from the ``SESSION_*`` environment. Or pass
     ``settings=SessionSettings(...)``. ``backend`` is the store (any ``SessionStore``); without it the
     store comes from ``SESSION_STORE_URL`` (memory by default) and is closed when the server stops.
+    ``clock`` is for tests: a ``FakeClock``, the one the store was given.
     """
     if hasattr(app.ctx, _SLOT):
         raise SessionConfigError(
