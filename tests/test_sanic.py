@@ -5,6 +5,8 @@ model and uses the handle's operations. Then the failure contract, the headers, 
 the response started, as for the other doors.
 """
 
+import asyncio
+import gc
 import logging
 from datetime import timedelta
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 pytest.importorskip("sanic")
 pytest.importorskip("sanic_testing")
 
+import anyio.lowlevel
 import httpx
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
@@ -35,7 +38,7 @@ from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .conftest import SECRET, go_down
-from .sanic_support import Browser, new_app, serving
+from .sanic_support import ORIGIN, Browser, new_app, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -572,6 +575,30 @@ async def test_the_registry_is_empty_after_every_kind_of_request(
     assert (await browser.get("/me")).status_code == 503
     store.failing = {"update"}
     assert (await browser.post("/cart/b")).status_code == 503
+    assert live == {}
+
+
+async def test_a_cancelled_request_lets_go_of_its_session_when_it_is_collected(
+    shop: Sanic[Any, Any], browser: Browser
+) -> None:
+    """A cancelled request reaches neither the response middleware nor the end-of-request signal:
+    the finalizer on the request is what unregisters its session."""
+
+    @shop.get("/cancelled")
+    async def cancelled(request: SanicRequest) -> HTTPResponse:
+        request.ctx.session["n"] = 1
+        raise asyncio.CancelledError  # as when the client goes away mid-request
+
+    live = sessions_of(shop).live
+    # In a task of its own, as a server runs a connection: Sanic keeps the current request in a
+    # context variable, which would otherwise keep it alive in this test's context.
+    task = asyncio.ensure_future(browser.client.request("GET", ORIGIN + "/cancelled", gather_request=False))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(live) == 1, "no signal came"
+    del task
+    await anyio.lowlevel.checkpoint()  # the loop runs the callbacks the ended task left (no waiting)
+    gc.collect()  # the request sits in reference cycles (its traceback among them)
     assert live == {}
 
 
