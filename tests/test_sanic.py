@@ -30,6 +30,7 @@ from fastapi_sessions import (
     SessionDict,
     SessionMiddleware,
     SessionSettings,
+    SessionTooLargeError,
     SessionUsageError,
 )
 from fastapi_sessions.sanic import SanicSessions, install
@@ -418,6 +419,25 @@ async def test_a_session_over_the_size_limit_is_answered_500_and_keeps_the_store
     assert sessions_of(app).live == {}
 
 
+async def test_the_apps_own_exception_handler_answers_a_commit_failure(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    app = shop_app(store, clock, max_size=1000)
+
+    @app.exception(SessionTooLargeError)
+    async def too_large(request: SanicRequest, exc: SessionTooLargeError) -> HTTPResponse:
+        return json({"limit": exc.limit}, status=413)
+
+    @app.post("/big")
+    async def big(request: SanicRequest) -> HTTPResponse:
+        request.ctx.session["blob"] = "x" * 2000
+        return text("stored?")
+
+    response = await Browser(app).post("/big")
+    assert (response.status_code, response.json()) == (413, {"limit": 1000})
+    assert set_cookies(response) == []
+
+
 # -- headers -----------------------------------------------------------------------------------------
 
 
@@ -438,6 +458,20 @@ async def test_the_apps_own_cookies_and_headers_are_kept(shop: Sanic[Any, Any], 
     assert response.headers["vary"] == "Accept-Encoding, Cookie"
     assert response.headers["cache-control"] == 'public, max-age=600, no-cache="Set-Cookie"'
     assert browser.cookies["theme"] == "dark"
+
+
+async def test_headers_of_the_app_that_are_safe_already_are_left_as_they_are(
+    shop: Sanic[Any, Any], browser: Browser
+) -> None:
+    @shop.post("/private")
+    async def private(request: SanicRequest) -> HTTPResponse:
+        request.ctx.session["n"] = 1
+        return text("ok", headers={"vary": "Accept, Cookie", "cache-control": "private, max-age=60"})
+
+    response = await browser.post("/private")
+    assert session_cookie(response) is not None
+    assert response.headers.get_list("vary") == ["Accept, Cookie"]
+    assert response.headers.get_list("cache-control") == ["private, max-age=60"]
 
 
 async def test_the_apps_middleware_runs_inside_the_door(shop: Sanic[Any, Any], browser: Browser) -> None:
@@ -516,13 +550,17 @@ async def test_a_response_middleware_that_replaces_the_response_is_reported(
 ) -> None:
     @shop.on_response
     async def replace(request: SanicRequest, response: HTTPResponse) -> HTTPResponse | None:
-        return text("replaced") if request.path == "/cart/apple" else None
+        return text("replaced") if request.path in ("/cart/apple", "/me") else None
 
     with caplog.at_level(logging.WARNING, logger="fastapi_sessions"):
         response = await browser.post("/cart/apple")
     assert response.text == "replaced"
     assert any("NOT saved" in message for message in caplog.messages)
     assert sessions_of(shop).live == {}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fastapi_sessions"):
+        await browser.get("/me")  # replaced too, but nothing was lost
+    assert caplog.messages == []
 
 
 async def test_a_websocket_reads_the_session_and_a_change_there_is_reported(
@@ -672,8 +710,10 @@ async def test_a_store_made_from_the_store_url_is_closed_when_the_server_stops(
 
 
 async def test_a_store_passed_in_is_never_closed(store: RecordingStore, clock: FakeClock) -> None:
-    async with serving(shop_app(store, clock)) as client:
+    app = shop_app(store, clock)
+    async with serving(app) as client:
         await client.post("/login/Alice")
+    await sessions_of(app).close_owned_store()
     assert store.calls["aclose"] == 0
     assert len(store.inner) == 1
 
