@@ -57,8 +57,8 @@ D = TypeVar("D")
 M = TypeVar("M", bound=BaseModel)
 
 # Sanic runs request middleware from the highest priority down, response middleware from the lowest
-# up: ours load first (the app's middleware can read the session) and commit last (they see the
-# response as the app's middleware left it, headers and session included).
+# up: ours loads first (the app's middleware can read the session) and commits last (so the commit
+# sees the response and the session as the app's middleware left them).
 _OUTERMOST = 1_000_000
 # Where a request keeps its Session, next to the data in request.ctx.session.
 _SLOT = "_fastapi_sessions"
