@@ -19,7 +19,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def tests_without_redis(session: nox.Session) -> None:
-    """The core works without the [redis] extra installed."""
+    """The core works without the [redis] and [sanic] extras installed (their tests are skipped)."""
     session.install("-e", ".", "pytest", "httpx", "anyio", "hypothesis", "uvicorn")
     session.run("pytest", "-m", "not redis", *session.posargs)
 

@@ -31,6 +31,10 @@ __all__ = [
 
 #: Seconds a client is told to wait after a store outage.
 RETRY_AFTER_SECONDS = 1
+#: What every door answers (503, with ``Retry-After``) when the session store fails.
+UNAVAILABLE_DETAIL = "Session store unavailable; try again shortly."
+#: What every door answers (409) when the session changed under the request.
+CONFLICT_DETAIL = "Session conflict; retry the request."
 #: Why a change to a degraded session fails.
 READ_ONLY = (
     "The session store is unavailable, so this session is read-only "
@@ -87,7 +91,7 @@ class SessionStoreUnavailable(SessionStoreError, HTTPException):
         HTTPException.__init__(
             self,
             status_code=503,
-            detail="Session store unavailable; try again shortly.",
+            detail=UNAVAILABLE_DETAIL,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
         self.message = message

@@ -17,7 +17,23 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .exceptions import RETRY_AFTER_SECONDS, SessionConfigError, SessionConflictError, SessionStoreError
+from .exceptions import (
+    CONFLICT_DETAIL,
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_DETAIL,
+    SessionConfigError,
+    SessionConflictError,
+    SessionStoreError,
+)
+from .headers import (
+    CACHE_CONTROL,
+    NO_STORE,
+    SET_COOKIE,
+    VARY,
+    VARY_COOKIE,
+    cache_control_with_cookie,
+    vary_with_cookie,
+)
 from .logs import log
 
 if TYPE_CHECKING:
@@ -26,10 +42,6 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["SessionHook"]
-
-_VARY = b"vary"
-_CACHE_CONTROL = b"cache-control"
-_SET_COOKIE = b"set-cookie"
 
 
 async def _drop(message: Message) -> None:
@@ -64,7 +76,7 @@ def error_messages(status: int, detail: str, headers: dict[str, str] | None = No
 def unavailable_messages() -> list[Message]:
     """The 503 answered when the session store fails."""
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return error_messages(503, "Session store unavailable; try again shortly.", retry)
+    return error_messages(503, UNAVAILABLE_DETAIL, retry)
 
 
 class Exchange:
@@ -139,13 +151,13 @@ class Exchange:
             try:
                 cookie = await session.commit(current)
             except SessionConflictError as exc:
-                await self.replace(error_messages(409, "Session conflict; retry the request."), exc)
+                await self.replace(error_messages(409, CONFLICT_DETAIL), exc)
                 return
             except SessionStoreError as exc:
                 await self.replace(unavailable_messages(), exc)
                 return
             if cookie is not None:
-                headers.append((_SET_COOKIE, cookie))
+                headers.append((SET_COOKIE, cookie))
                 _forbid_caching_the_cookie(headers)
         await self._send({**message, "headers": headers})
 
@@ -158,7 +170,7 @@ class Exchange:
             await send({"type": "websocket.close", "code": 1011})
             return
         if cookie is not None:
-            headers = [*message.get("headers", ()), (_SET_COOKIE, cookie)]
+            headers = [*message.get("headers", ()), (SET_COOKIE, cookie)]
             message = {**message, "headers": headers}
         await self._send(message)
 
@@ -171,27 +183,26 @@ class Exchange:
 
 
 def _forbid_caching_the_cookie(headers: list[tuple[bytes, bytes]]) -> None:
-    """No cache may store our Set-Cookie: add ``no-store``, or to the app's own Cache-Control
-    (``public, max-age=600``) add ``no-cache="Set-Cookie"``, which keeps its caching otherwise."""
+    """No cache may store our Set-Cookie: the app's Cache-Control made safe, or ``no-store``."""
     for index, (name, value) in enumerate(headers):
-        if name == _CACHE_CONTROL:
-            lowered = value.lower()
-            if lowered.find(b"no-store") < 0 and lowered.find(b"private") < 0:  # see cookie_values
-                headers[index] = (name, value + b', no-cache="Set-Cookie"')
+        if name == CACHE_CONTROL:
+            safe = cache_control_with_cookie(value)
+            if safe is not None:
+                headers[index] = (name, safe)
             return
-    headers.append((_CACHE_CONTROL, b"no-store"))
+    headers.append((CACHE_CONTROL, NO_STORE))
 
 
 def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
     """The response's headers, copied (the list belongs to the app), with ``Cookie`` in ``Vary``."""
     headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
     for index, (name, value) in enumerate(headers):
-        if name == _VARY:
-            tokens = {token.strip().lower() for token in value.split(b",")}
-            if b"cookie" not in tokens and b"*" not in tokens:
-                headers[index] = (name, value + b", Cookie")
+        if name == VARY:
+            merged = vary_with_cookie(value)
+            if merged is not None:
+                headers[index] = (name, merged)
             return headers
-    headers.append((_VARY, b"Cookie"))
+    headers.append((VARY, VARY_COOKIE))
     return headers
 
 

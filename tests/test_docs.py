@@ -9,6 +9,8 @@ Convention for code blocks in docs/*.md and README.md:
   its opening fence is ``<!-- no-run -->``. Mark fragments that use names defined elsewhere on the page
   (``sessions``, ``UserSession``, ...), or that need a server, that way; the marker is an HTML
   comment, so readers never see it.
+* A block that needs an optional extra (``sanic``, ``redis``) is skipped where the extra is not
+  installed (``nox -s tests_without_redis``), as the extra's own tests are.
 """
 
 import os
@@ -31,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 NO_RUN = "<!-- no-run -->"
+EXTRAS = {"redis", "sanic"}
+"""The top-level modules of the optional extras."""
 KEY = "docs-k3y-for-tests-only-0123456789-abcdefghij"
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
@@ -102,7 +106,13 @@ def docs_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def run_block(block: Block) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "docs_example"}
-    exec(compile(block.source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
+    try:
+        exec(compile(block.source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
+    except ImportError as exc:  # ours names the extra's install command, and chains the missing module
+        missing = {getattr(error, "name", None) for error in (exc, exc.__cause__)} & EXTRAS
+        if not missing:
+            raise
+        pytest.skip(f"needs the [{missing.pop()}] extra")
     return namespace
 
 

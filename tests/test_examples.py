@@ -28,6 +28,11 @@ from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, 
 
 from .conftest import TestClient
 
+try:  # at collection, before any sanic-testing client exists (see sanic_support)
+    from . import sanic_support
+except ImportError:  # the [sanic] extra is not installed: its example is not driven
+    sanic_support = None  # type: ignore[assignment]
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KEY = "examples-k3y-for-tests-only-0123456789-abcdef"
 THIRTY_DAYS = 30 * 24 * 3600
@@ -481,3 +486,50 @@ def test_article_app_refuses_to_start_without_a_key(
     module = load_example("article_app")
     with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY is not set"), TestClient(module.app):
         pass
+
+
+# -- sanic_app -----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_sanic_app_login_cart_logout_flow_and_its_store_is_closed_at_shutdown(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Served as a server runs it: started once, the whole flow, stopped once."""
+    if sanic_support is None:
+        pytest.skip("needs the [sanic] extra")
+    monkeypatch.delenv("SESSION_SECRET_KEY", raising=False)
+    module = load_example("sanic_app")
+    assert "SESSION_SECRET_KEY is not set" in capsys.readouterr().err
+    store = module.sessions.store
+    assert isinstance(store, MemoryStore)
+    async with sanic_support.serving(module.app) as client:
+        anonymous = await client.get("/")
+        assert anonymous.json() == {"user": None, "cart": []}
+        assert set_cookie(anonymous) is None, "an untouched new session sets no cookie"
+        assert (await client.post("/cart/apple")).json() == {"cart": ["apple"]}
+        before_login = client.cookies["session"]
+
+        login = await client.post("/login", params={"user": "alice"})
+        assert login.status_code == 303
+        assert login.headers["location"] == "/"
+        header = set_cookie(login)
+        assert header is not None, "the cookie rides on the redirect"
+        assert {"secure", "httponly", "path", "samesite"} <= attributes(header).keys()
+        logged_in = cookie_value(login)
+        assert logged_in != before_login, "login regenerates the session ID"
+        assert (await client.post("/login")).status_code == 400
+
+        assert (await client.post("/cart/pear")).json() == {"cart": ["apple", "pear"]}
+        assert (await client.get("/")).json() == {"user": "alice", "cart": ["apple", "pear"]}
+        assert (await replay(client, "/", before_login)).json() == {"user": None, "cart": []}
+
+        client.cookies.set("session", logged_in)
+        logout = await client.post("/logout")
+        assert logout.status_code == 303
+        assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+        assert (await replay(client, "/", logged_in)).json() == {"user": None, "cart": []}
+        assert len(store) == 0
+        await client.post("/cart/tea")
+        assert len(store) == 1
+    assert len(store) == 0, "the store the app made is closed (emptied) when the server stops"
