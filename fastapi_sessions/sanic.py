@@ -30,6 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox s
 
 from pydantic import BaseModel
 
+from .backends.adapter import as_store
+from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .codec import Codec, ModelCodec
 from .dictsession import DictCodec, SessionDict
@@ -42,11 +44,10 @@ from .exceptions import (
     SessionConflictError,
     SessionStoreError,
     SessionStoreUnavailable,
-    SessionUsageError,
 )
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
-from .session import Session
+from .session import Session, live_session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
 from .stores.factory import store_from_settings
@@ -135,13 +136,12 @@ class SanicSessions(Generic[D]):
 
     def session_of(self, data: D) -> Session[D]:
         """The live session whose data is ``data``."""
-        session = self.live.get(id(data))
-        if session is None or session.data is not data:
-            raise SessionUsageError(
-                "This object is not the session of a request in flight: pass request.ctx.session of "
-                "the current request."
-            )
-        return session
+        return live_session(
+            self.live,
+            data,
+            "This object is not the session of a request in flight: pass request.ctx.session of the "
+            "current request.",
+        )
 
     def regenerate(self, session: D) -> None:
         """Give the session a new ID at commit, keeping its data: call it at every login."""
@@ -251,7 +251,7 @@ def install(
     app: Sanic[Any, Any],
     *,
     model: None = None,
-    backend: SessionStore | None = None,
+    backend: SessionStore | Backend | None = None,
     settings: SessionSettings | None = None,
     clock: Clock | None = None,
     **options: Any,
@@ -263,7 +263,7 @@ def install(
     app: Sanic[Any, Any],
     *,
     model: type[M],
-    backend: SessionStore | None = None,
+    backend: SessionStore | Backend | None = None,
     settings: SessionSettings | None = None,
     clock: Clock | None = None,
     **options: Any,
@@ -274,7 +274,7 @@ def install(
     app: Sanic[Any, Any],
     *,
     model: type[BaseModel] | None = None,
-    backend: SessionStore | None = None,
+    backend: SessionStore | Backend | None = None,
     settings: SessionSettings | None = None,
     clock: Clock | None = None,
     **options: Any,
@@ -287,9 +287,10 @@ def install(
     ``SessionSettings`` field by its name (``cookie_secure``, ``max_age``...), also the article's
     ``cookie_https_only`` and Starlette's ``session_cookie``, ``https_only``, ``same_site``, ``path``
     and ``domain``; what is not given comes from the ``SESSION_*`` environment. Or pass
-    ``settings=SessionSettings(...)``. ``backend`` is the store (any ``SessionStore``); without it the
-    store comes from ``SESSION_STORE_URL`` (memory by default) and is closed when the server stops.
-    ``clock`` is for tests: a ``FakeClock``, the one the store was given.
+    ``settings=SessionSettings(...)``. ``backend`` is the store (any ``SessionStore``, or a
+    ``Backend`` of your own); without it the store comes from ``SESSION_STORE_URL`` (memory by
+    default) and is closed when the server stops. ``clock`` is for tests: a ``FakeClock``, the one
+    the store was given.
     """
     if hasattr(app.ctx, _SLOT):
         raise SessionConfigError(
@@ -300,7 +301,9 @@ def install(
     live: dict[int, Session[Any]] = {}
     codec: Codec[Any] = DictCodec(live) if model is None else ModelCodec(model)
     clock = clock or SystemClock()
-    store = store_from_settings(settings, clock=clock) if backend is None else backend
+    store = (
+        store_from_settings(settings, clock=clock) if backend is None else as_store(backend, clock=clock)
+    )
     sessions = SanicSessions(SessionEngine(codec, settings, store, clock), live, owns_store=backend is None)
     app.register_middleware(sessions._load, "request", priority=_OUTERMOST)
     app.register_middleware(sessions._commit, "response", priority=_OUTERMOST)

@@ -787,7 +787,7 @@ def test_store_made_from_store_url_is_closed_at_shutdown(
         assert len(owned) == 1
         assert closed == []
     assert closed == [True]
-    assert len(owned) == 0
+    assert len(owned) == 1, "a memory store keeps its sessions when closed (the process may go on)"
 
 
 def test_store_passed_in_is_not_closed_at_shutdown(

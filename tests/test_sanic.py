@@ -702,11 +702,17 @@ async def test_a_store_made_from_the_store_url_is_closed_when_the_server_stops(
         request.ctx.session["n"] = 1
         return text("set")
 
+    closed: list[bool] = []
+
+    async def aclose() -> None:
+        closed.append(True)
+
+    monkeypatch.setattr(owned, "aclose", aclose)
     async with serving(app) as client:
         assert (await client.post("/set")).status_code == 200
         assert (await client.post("/set")).status_code == 200
-        assert len(owned) == 1, "open while the server runs"
-    assert len(owned) == 0, "closed (emptied) when it stopped"
+        assert closed == [], "open while the server runs"
+    assert closed == [True], "closed when it stopped"
 
 
 async def test_a_store_passed_in_is_never_closed(store: RecordingStore, clock: FakeClock) -> None:

@@ -192,3 +192,13 @@ async def test_clear_removes_every_session_of_this_store_and_only_of_it() -> Non
     assert await store.load("a") is None
     assert await other.load("a") is not None
     assert await store.create("a", _record(clock), ttl=60) is WriteResult.OK, "still usable afterwards"
+
+
+@pytest.mark.anyio
+async def test_aclose_keeps_the_sessions_for_an_app_started_again_in_the_same_process() -> None:
+    store = MemoryStore()
+    await store.create("k", SessionRecord({"a": b"1"}, SessionMeta(0.0, 4e9)), ttl=60)
+    await store.aclose()
+    assert len(store) == 1
+    await store.clear()
+    assert len(store) == 0

@@ -178,4 +178,6 @@ class MemoryStore:
         self._heap.clear()
 
     async def aclose(self) -> None:
-        await self.clear()
+        """Nothing to release: the sessions stay until the process ends, so a test client or a
+        server that stops and starts the app again in one process (sanic-testing does, per
+        request) finds them still there. ``clear()`` drops them."""
