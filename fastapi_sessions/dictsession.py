@@ -24,34 +24,44 @@ if TYPE_CHECKING:
 
 __all__ = ["DictCodec", "SessionDict"]
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+# Values that Python compares equal only to values of their own kind; a snapshot keeps them as they are.
+_EXACT = frozenset({str, int, type(None)})
 _JSON_HINT = (
     "Session values must be JSON: str, int, float, bool, None, and lists and dicts (with str keys) of "
     "them. Store {} as a JSON value (a datetime as .isoformat(), a set as a list)."
 )
 
 
-def json_copy(value: Any, path: str) -> Any:
-    """A deep copy of a JSON value; ``TypeError`` naming ``path`` for anything that is not JSON."""
+def check_json(value: Any, path: str) -> None:
+    """Raise ``TypeError``, naming ``path``, unless ``value`` is JSON all the way down."""
     kind = type(value)
-    if kind in _SCALARS:
-        return value
+    if kind in _EXACT or kind is bool:
+        return
     if kind is float:
         if not math.isfinite(value):
             raise TypeError(f"{path} is {value!r}, which JSON cannot hold. " + _JSON_HINT.format("it"))
-        return value
-    if kind is list:
-        return [json_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if kind is dict:
-        copy = {}
+    elif kind is list:
+        for index, item in enumerate(value):
+            check_json(item, f"{path}[{index}]")
+    elif kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(
                     f"{path} has the key {key!r}; JSON keys are str. " + _JSON_HINT.format("it")
                 )
-            copy[key] = json_copy(item, f"{path}[{key!r}]")
-        return copy
-    raise TypeError(f"{path} is a {kind.__name__}. " + _JSON_HINT.format(f"a {kind.__name__}"))
+            check_json(item, f"{path}[{key!r}]")
+    else:
+        raise TypeError(f"{path} is a {kind.__name__}. " + _JSON_HINT.format(f"a {kind.__name__}"))
+
+
+def _snapshot_value(value: Any, key: str) -> Any:
+    """A value as a snapshot holds it: a str, an int or None as it is; anything else (a container,
+    a bool, a float) as its JSON bytes. Python calls 1, True and 1.0 equal, JSON does not: bytes keep
+    a change between them a change. No JSON value is bytes, so the two forms never meet."""
+    if type(value) in _EXACT:
+        return value
+    check_json(value, f"session[{key!r}]")
+    return to_json(value)
 
 
 class SessionDict(dict[str, Any]):
@@ -108,7 +118,7 @@ class SessionDict(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if type(key) is not str:
             raise TypeError(f"Session keys are str, not {type(key).__name__} ({key!r}).")
-        json_copy(value, f"session[{key!r}]")  # the check; the value itself is stored, not a copy
+        check_json(value, f"session[{key!r}]")
         super().__setitem__(key, value)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
@@ -167,9 +177,9 @@ class DictCodec:
     @staticmethod
     def snapshot(data: SessionDict) -> Snapshot:
         for value in data.values():
-            if type(value) not in _SCALARS:
-                return {key: json_copy(item, f"session[{key!r}]") for key, item in data.items()}
-        return dict(data)  # flat: a shallow copy is a deep one (about 0.3 us for five keys)
+            if type(value) not in _EXACT:
+                return {key: _snapshot_value(item, key) for key, item in data.items()}
+        return dict(data)  # str, int and None only: a shallow copy is exact (about 0.3 us, 5 keys)
 
     @staticmethod
     def reset(data: SessionDict) -> None:
@@ -177,4 +187,5 @@ class DictCodec:
 
     @staticmethod
     def encode(value: Any) -> bytes:
-        return to_json(value)
+        """A snapshot value as JSON: bytes are JSON already (see ``_snapshot_value``)."""
+        return value if type(value) is bytes else to_json(value)

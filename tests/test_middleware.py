@@ -535,3 +535,23 @@ async def test_the_article_app_on_a_real_redis(redis_server_url: str, redis_pref
             assert (await c.get("/me")).json() == {"username": None, "cart": []}
     finally:
         await store.aclose()
+
+
+async def test_a_change_from_1_to_true_is_saved(build: Build) -> None:
+    """Python calls 1 and True equal; the stored JSON must still change from 1 to true."""
+    app = build()
+
+    @app.post("/flag/{value}")
+    async def flag(value: str, request: Request) -> None:
+        request.session["flag"] = {"int": 1, "bool": True, "float": 1.0}[value]
+
+    @app.get("/flag")
+    async def read_flag(request: Request) -> Any:
+        return request.session["flag"]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
+        await c.post("/flag/int")
+        await c.post("/flag/bool")
+        assert (await c.get("/flag")).content == b"true"
+        await c.post("/flag/float")
+        assert (await c.get("/flag")).content == b"1.0"

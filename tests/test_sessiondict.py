@@ -16,7 +16,7 @@ from fastapi_sessions import (
     SessionUsageError,
     request_session,
 )
-from fastapi_sessions.dictsession import DictCodec, json_copy
+from fastapi_sessions.dictsession import DictCodec, check_json
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .conftest import SECRET, TestClient, go_down
@@ -24,17 +24,52 @@ from .conftest import SECRET, TestClient, go_down
 pytestmark = pytest.mark.anyio
 
 
-def test_json_copy_is_deep_and_keeps_every_json_type() -> None:
-    value = {"a": [1, 2.5, True, None, "x", {"b": []}]}
-    copy = json_copy(value, "v")
-    assert copy == value
-    assert copy["a"] is not value["a"]
-    assert copy["a"][5] is not value["a"][5]
+def test_every_json_type_passes_the_check() -> None:
+    check_json({"a": [1, 2.5, True, None, "x", {"b": []}]}, "v")
 
 
-def test_json_copy_names_the_path_of_a_bad_key_deep_inside() -> None:
+def test_the_check_names_the_path_of_a_bad_key_deep_inside() -> None:
     with pytest.raises(TypeError, match=r"v\['a'\]\[0\] has the key 1"):
-        json_copy({"a": [{1: 2}]}, "v")
+        check_json({"a": [{1: 2}]}, "v")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (1, True),
+        (0, False),
+        (1, 1.0),
+        (True, 1.0),
+        ([1], [True]),
+        ({"n": 0}, {"n": False}),
+        ([1, 2], [1.0, 2]),
+    ],
+    ids=[
+        "int-to-true",
+        "int-to-false",
+        "int-to-float",
+        "true-to-float",
+        "nested-list",
+        "nested-dict",
+        "floats",
+    ],
+)
+def test_a_change_between_values_python_calls_equal_is_still_a_change(before: Any, after: Any) -> None:
+    """1 == True == 1.0 in Python, not in JSON: the snapshots must tell them apart, or the change is
+    silently not saved."""
+    session = SessionDict({}, {"v": before})
+    baseline = DictCodec.snapshot(session)
+    session["v"] = after
+    assert DictCodec.snapshot(session) != baseline
+    assert DictCodec.encode(DictCodec.snapshot(session)["v"]) == DictCodec.encode(after)
+
+
+def test_a_snapshot_does_not_change_when_the_data_does() -> None:
+    session = SessionDict({}, {"cart": ["a"], "n": 1})
+    baseline = DictCodec.snapshot(session)
+    session["cart"].append("b")
+    assert DictCodec.snapshot(session) != baseline
+    assert baseline["cart"] != DictCodec.snapshot(session)["cart"]
 
 
 def test_setdefault_returns_what_is_there_and_ior_checks_values() -> None:
