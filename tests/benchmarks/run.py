@@ -52,6 +52,7 @@ INSTRUCTION_CASES = {
     "plain": ("/bare", "/read", "/write"),
     "plain-depends": ("/read",),
     "ours-memory": ("/bare", "/read", "/write"),
+    "ours-middleware": ("/bare", "/read", "/write"),
     "starlette": ("/read", "/write"),
     "starsessions-memory": ("/read", "/write"),
 }
@@ -128,7 +129,8 @@ class Bench:
         sessions = str(self.args.sessions)
         found: Result = {"stores": {}, "redis": {}}
         # Memory, not time, is measured here: two processes at once (one per core) halve the wait.
-        jobs = [("memory", s, sessions) for s in ("ours-memory", "starsessions-memory", "fastapi-sessions")]
+        stores = ("ours-memory", "ours-middleware", "starsessions-memory", "fastapi-sessions")
+        jobs = [("memory", s, sessions) for s in stores]
         jobs.append(("reclaim", "ours-memory", str(self.args.reclaim)))
         jobs = [job for job in jobs if job[1] in self.systems]
         with ThreadPoolExecutor(2) as pool:

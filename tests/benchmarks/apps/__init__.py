@@ -32,17 +32,21 @@ SYSTEMS: dict[str, tuple[str, str | None]] = {
     "plain-depends": ("plain", "depends"),
     "ours-memory": ("ours", "memory"),
     "ours-redis": ("ours", "redis"),
+    "ours-middleware": ("ours_middleware", "memory"),
+    "ours-middleware-redis": ("ours_middleware", "redis"),
     "starlette": ("starlette_sm", None),
     "starsessions-memory": ("starsessions_app", "memory"),
     "starsessions-redis": ("starsessions_app", "redis"),
     "fastapi-sessions": ("peer_fastapi_sessions", None),
 }
-REDIS_SYSTEMS = ("ours-redis", "starsessions-redis")
+REDIS_SYSTEMS = ("ours-redis", "ours-middleware-redis", "starsessions-redis")
 LABELS = {
     "plain": "plain FastAPI (floor)",
     "plain-depends": "plain FastAPI + one trivial `Depends` (floor of any `Depends()` design)",
-    "ours-memory": "ours, MemoryStore",
-    "ours-redis": "ours, RedisStore",
+    "ours-memory": "ours, `Depends`, MemoryStore",
+    "ours-redis": "ours, `Depends`, RedisStore",
+    "ours-middleware": "ours, `SessionMiddleware`, MemoryStore",
+    "ours-middleware-redis": "ours, `SessionMiddleware`, RedisStore",
     "starlette": "Starlette SessionMiddleware",
     "starsessions-memory": "starsessions, InMemoryStore",
     "starsessions-redis": "starsessions, RedisStore",
