@@ -85,6 +85,10 @@ class Codec(Protocol[D]):
         """The data as JSON-ready Python values, one per stored field: what dirty checks compare."""
         ...
 
+    def same(self, data: D, snapshot: Snapshot) -> bool:
+        """Whether ``data``'s snapshot now equals ``snapshot``; without building one where it can."""
+        ...
+
     def reset(self, data: D) -> None:
         """Put ``data`` back to a new session's, in place."""
         ...
@@ -150,6 +154,12 @@ class ModelCodec(Generic[M]):
         # round_trip: values valid as input again, and computed fields left out (they are derived).
         data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
         return data
+
+    def same(self, model: M, snapshot: Snapshot) -> bool:
+        """Whether ``model``'s snapshot now equals ``snapshot``."""
+        if self._copy_dict:  # the dict is the snapshot: compare it without copying it
+            return model.__dict__ == snapshot
+        return self.snapshot(model) == snapshot
 
     def reset(self, model: M) -> None:
         """Put every field of ``model`` back to its default, in place."""

@@ -131,13 +131,11 @@ class Exchange:
             if data is None:  # still loading in another task: too late for it
                 self.started = True
                 return self._send(message)
-            current = self.engine.codec.snapshot(data)
-            if session.settled(current):  # the common read: no coroutine of ours
-                session.close(current)
+            if session.settle(data):  # the common read: no coroutine of ours
                 if self.vary_on_access and not data.accessed:
                     return self._send(message)
                 return self._send({**message, "headers": _with_vary(message)})
-            return self._start_http(session, current, message)
+            return self._start_http(session, self.engine.codec.snapshot(data), message)
         if kind == "websocket.accept" and session.data is not None:
             return self._accept_websocket(session, message)
         return self._send(message)

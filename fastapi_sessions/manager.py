@@ -94,7 +94,7 @@ class SessionManager(Generic[M]):
                 session = exchange.session = Session(engine, connection.scope["headers"], live)
             model = session.data
             if model is None:
-                model = await session.load()
+                model = session.adopt(await engine.load(connection.scope["headers"]))
                 if exchange.started and not session.committed:  # first asked for in a streaming body
                     session.close(engine.codec.snapshot(model))
             return model
