@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -107,7 +108,7 @@ class _OverwritingStore(MemoryStore):
     """Broken on purpose: create() overwrites an existing record."""
 
     async def create(self, key, record, *, ttl):  # type: ignore[no-untyped-def]
-        self._data.pop(key, None)
+        await self.delete(key)
         return await super().create(key, record, ttl=ttl)
 
 
@@ -202,3 +203,182 @@ async def test_aclose_keeps_the_sessions_for_an_app_started_again_in_the_same_pr
     assert len(store) == 1
     await store.clear()
     assert len(store) == 0
+
+
+# -- eviction: sessions in use outlive a flood of new ones ----------------------------------------
+
+
+async def _flood(store: MemoryStore, clock: FakeClock, count: int, ttl: float, tag: str) -> None:
+    """``count`` one-shot sessions: created, never loaded (a crawler, or anonymous requests that write)."""
+    for i in range(count):
+        await store.create(f"{tag}{i}", _record(clock, life=10_000), ttl=ttl)
+        clock.advance(0.01)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("idle", [None, 1800.0], ids=["no-idle-timeout", "idle-timeout"])
+async def test_a_flood_of_one_shot_sessions_leaves_every_returning_user_logged_in(
+    idle: float | None,
+) -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=100, clock=clock)
+    ttl = idle or 5000.0
+    await _flood(store, clock, 100, ttl, "earlier")  # a full store of ordinary traffic
+    users = [f"user{i}" for i in range(60)]
+    for user in users:
+        await store.create(user, _record(clock, life=10_000), ttl=ttl)
+        clock.advance(0.01)
+    for wave in range(6):  # 3 x max_entries one-shot sessions, the users coming back between waves
+        for user in users:
+            assert await store.load(user, touch=idle) is not None, f"{user} logged out before wave {wave}"
+        await _flood(store, clock, 50, ttl, f"flood{wave}-")
+    for user in users:
+        assert await store.load(user, touch=idle) is not None, f"{user} logged out by the flood"
+    assert len(store) == 100
+
+
+@pytest.mark.anyio
+async def test_a_new_session_that_never_came_back_is_evicted_before_one_loaded_since_created() -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=3, clock=clock)
+    await store.create("returning", _record(clock), ttl=100)  # the closest to expiry, but used again
+    clock.advance(1)
+    await store.create("one-shot", _record(clock), ttl=200)
+    clock.advance(1)
+    await store.create("other", _record(clock), ttl=300)
+    assert await store.load("returning") is not None
+    await store.create("new", _record(clock), ttl=300)
+    assert await store.load("one-shot") is None
+    for key in ("returning", "other", "new"):
+        assert await store.load(key) is not None
+
+
+@pytest.mark.anyio
+async def test_a_full_store_evicts_by_the_rolled_deadline_not_the_first_one() -> None:
+    """Sessions in use beyond the protected share compete by the deadline their last load gave them."""
+    clock = FakeClock()
+    store = MemoryStore(max_entries=5, clock=clock)  # at most 4 in use are protected
+    for key in "abcde":
+        await store.create(key, _record(clock), ttl=100)
+        clock.advance(1)
+    for key in "abcd":  # all of them in use
+        assert await store.load(key, touch=100) is not None
+        clock.advance(1)
+    clock.advance(41)
+    assert await store.load("a", touch=100) is not None  # a was queued first, and was just used
+    assert await store.load("e", touch=100) is not None  # the fifth in use: the idlest one goes back
+    await store.create("f", _record(clock), ttl=100)  # full: evicts the idlest
+    assert await store.load("b") is None, "b was idle longest"
+    for key in "acdef":
+        assert await store.load(key) is not None, f"{key} evicted instead of b"
+
+
+@pytest.mark.anyio
+async def test_a_write_that_brings_the_expiry_closer_moves_the_session_up_the_eviction_order() -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=3, clock=clock)
+    for key in "abc":
+        await store.create(key, _record(clock), ttl=500)
+        clock.advance(1)
+    soon = SessionChange({"a": b"2"}, expires_at=clock.time() + 10)  # e.g. set_expiry(10)
+    assert await store.update("c", soon, ttl=500) is WriteResult.OK
+    await store.create("d", _record(clock), ttl=500)
+    assert await store.load("c") is None
+    for key in "abd":
+        assert await store.load(key) is not None
+
+
+@pytest.mark.anyio
+async def test_evictions_are_logged_as_a_warning_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=10, clock=clock)
+    caplog.set_level(logging.WARNING, logger="fastapi_sessions")
+    await _flood(store, clock, 10, 1000, "fill")
+    assert not caplog.records, "nothing is evicted before the store is full"
+    await _flood(store, clock, 25, 1000, "a")  # 25 evictions in 0.25 s: one report, at the first
+    reports = [r for r in caplog.records if r.name == "fastapi_sessions"]
+    assert len(reports) == 1
+    assert reports[0].levelno == logging.WARNING
+    assert "max_entries=10" in reports[0].getMessage()
+    assert "SESSION_STORE_URL=redis://" in reports[0].getMessage()
+    clock.advance(60)
+    await _flood(store, clock, 1, 1000, "b")  # a minute later: the next report counts all since
+    reports = [r for r in caplog.records if r.name == "fastapi_sessions"]
+    assert len(reports) == 2
+    assert "25 sessions" in reports[1].getMessage()
+
+
+@pytest.mark.anyio
+async def test_a_session_kept_alive_by_loads_outlives_its_first_deadline() -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=2, clock=clock)
+    await store.create("used", _record(clock), ttl=10)
+    clock.advance(5)
+    assert await store.load("used", touch=10) is not None  # in use, due at +15
+    clock.advance(3)
+    assert await store.load("used", touch=10) is not None  # due at +18
+    clock.advance(8)  # past the deadlines it had (+10, +15), not its rolled one
+    await store.create("other", _record(clock), ttl=10)  # reclaims what expired
+    await store.create("third", _record(clock), ttl=10)  # full: reclaims everything expired first
+    assert await store.load("used") is not None
+
+
+@pytest.mark.anyio
+async def test_a_touch_shorter_than_the_last_ttl_is_reclaimed_at_the_shorter_deadline() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    await store.create("k", _record(clock), ttl=1000)
+    assert await store.load("k") is not None  # in use
+    assert await store.load("k", touch=5) is not None  # now due at +5, not +1000
+    clock.advance(6)
+    await store.create("other", _record(clock), ttl=1000)  # a write reclaims what expired
+    assert len(store) == 1
+
+
+@pytest.mark.anyio
+async def test_writes_find_an_expired_session_gone() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for key in ("new", "used"):
+        await store.create(key, _record(clock), ttl=10)
+    assert await store.load("used") is not None
+    clock.advance(11)
+    for key in ("new", "used"):
+        assert await store.update(key, SessionChange({"a": b"2"}), ttl=10) is WriteResult.MISSING
+        assert await store.create(key, _record(clock), ttl=10) is WriteResult.OK
+    assert len(store) == 2
+
+
+@pytest.mark.anyio
+async def test_queued_deadlines_of_departed_sessions_do_not_pile_up() -> None:
+    """Logged-out, regenerated and promoted sessions leave heap items behind; they are dropped."""
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for round_ in range(5):
+        for i in range(1000):
+            await store.create(f"{round_}-{i}", _record(clock), ttl=1000)
+            if i % 2:
+                assert await store.load(f"{round_}-{i}") is not None  # promoted: its old item stays
+            else:
+                await store.delete(f"{round_}-{i}")  # logged out: its item stays
+    for segment in (store._probation, store._protected):
+        assert len(segment.heap) <= 2 * len(segment.entries) + 1025
+    for i in range(1, 1000, 2):
+        assert await store.load(f"4-{i}") is not None
+
+
+@pytest.mark.anyio
+async def test_a_full_store_reclaims_expired_sessions_queued_behind_many_departed_ones() -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=5, clock=clock)
+    for i in range(40):  # logged out long ago: their queued deadlines come first
+        await store.create(f"gone{i}", _record(clock), ttl=1)
+        await store.delete(f"gone{i}")
+    clock.advance(0.5)
+    for i in range(5):
+        await store.create(f"old{i}", _record(clock), ttl=1)
+    clock.advance(1)
+    await store.create("new", _record(clock), ttl=100)  # full, but of expired sessions only
+    assert len(store) == 1

@@ -6,11 +6,15 @@ Redis store as soon as the app runs more than one process.
 
 from __future__ import annotations
 
-import heapq
+from collections import ChainMap
+from collections.abc import Mapping
+from heapq import heappop, heappush, heapreplace
+from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
+from ..logs import log
 from .base import SessionChange, SessionRecord, WriteResult
 from .packed import Entry
 
@@ -19,23 +23,108 @@ __all__ = ["MemoryStore"]
 DEFAULT_MAX_ENTRIES = 100_000
 # Expired entries reclaimed per write: bounded work per request, never a scan of the whole store.
 _REAP_PER_WRITE = 8
+# At most this many heap items looked at per write while reclaiming (stale or left-over ones included).
+_REAP_LOOKS_PER_WRITE = 4 * _REAP_PER_WRITE
+EVICTION_REPORT_INTERVAL = 60.0
+"""Seconds (on the store's monotonic clock) between two warnings about evictions."""
+
+
+def _sessions(count: int) -> str:
+    return f"{count} session" if count == 1 else f"{count} sessions"
+
+
+class _Segment:
+    """Sessions of one segment, and a heap that finds the one closest to expiry.
+
+    The heap holds ``(deadline, key)`` items and is exact lazily. Every session of the segment has an
+    item no later than its real deadline: a session whose deadline moves later (a rolling touch) keeps
+    its old item, one whose deadline moves earlier gets a new one (``moved``). So the first item whose
+    deadline is its session's own is the session closest to expiry; an item found early is queued
+    again at the real deadline, and items of sessions that left the segment (or have an earlier item)
+    are dropped.
+    """
+
+    __slots__ = ("entries", "heap")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.heap: list[tuple[float, str]] = []
+
+    def add(self, key: str, entry: Entry) -> None:
+        self.entries[key] = entry
+        heappush(self.heap, (entry.deadline, key))
+        if len(self.heap) > 2 * len(self.entries) + 1024:  # items of departed sessions piled up
+            # A sorted list is a heap.
+            self.heap = sorted((held.deadline, name) for name, held in self.entries.items())
+
+    def moved(self, key: str, entry: Entry, before: float) -> None:
+        """``entry``'s deadline changed from ``before``: queue it anew if it came closer."""
+        if entry.deadline < before:
+            heappush(self.heap, (entry.deadline, key))
+
+    def pop_closest(self) -> tuple[str, Entry]:
+        """Remove and return the session closest to expiry; the segment must hold one."""
+        heap, entries = self.heap, self.entries
+        while True:
+            queued, key = heap[0]
+            entry = entries.get(key)
+            if entry is None or entry.deadline < queued:  # gone, or queued again earlier
+                heappop(heap)
+            elif entry.deadline == queued:
+                heappop(heap)
+                del entries[key]
+                return key, entry
+            else:  # its deadline rolled on since it was queued
+                heapreplace(heap, (entry.deadline, key))
+
+    def reap(self, now: float, budget: int, looks: int) -> int:
+        """Drop up to ``budget`` expired sessions, looking at ``looks`` items at most; returns the count."""
+        heap, entries = self.heap, self.entries
+        dropped = 0
+        while heap and dropped < budget and looks > 0 and heap[0][0] <= now:
+            looks -= 1
+            key = heap[0][1]
+            entry = entries.get(key)
+            if entry is not None and entry.deadline <= now:
+                del entries[key]
+                dropped += 1
+            if entry is None or entry.deadline <= now:
+                heappop(heap)
+            else:  # touched since it was queued: queue it again at its real deadline
+                heapreplace(heap, (entry.deadline, key))
+        return dropped
 
 
 class MemoryStore:
     """Sessions in a dict, with TTLs on a monotonic clock and at most ``max_entries`` of them.
 
-    When full, the session closest to expiry is evicted. Expired sessions are reclaimed a few at a time
-    on every write (a heap ordered by deadline), so no request pays for a scan of the whole store.
-    All operations finish without awaiting, so each one is atomic under asyncio.
+    Eviction keeps the sessions in use. Sessions live in two segments: a new session starts in
+    *probation*, and the first ``load`` of it (the user came back) moves it to the *protected*
+    segment, which holds at most four fifths of ``max_entries``. When a load would overfill the
+    protected segment, the protected session closest to expiry moves back to probation. When the store
+    is full, a new session evicts the probationary session closest to expiry. "Closest to expiry" is
+    the session's current deadline: a load with ``touch`` (an idle timeout) moves it later, a write
+    that brings ``expires_at`` closer moves it earlier. So a flood of sessions that never come back
+    evicts only each other, as long as the sessions in use fit in the protected four fifths.
+
+    Expired sessions are reclaimed a few at a time on every write (a heap per segment, ordered by
+    deadline), so no request pays for a scan of the whole store. Evictions are logged as a WARNING on
+    the ``fastapi_sessions`` logger, at most once per ``EVICTION_REPORT_INTERVAL`` seconds of the
+    store's clock. All operations finish without awaiting, so each one is atomic under asyncio.
     """
 
     def __init__(self, *, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Clock | None = None) -> None:
         if max_entries <= 0:
             raise SessionConfigError(f"MemoryStore max_entries must be positive, not {max_entries}.")
         self.max_entries = max_entries
+        self.protected_max = max_entries * 4 // 5
+        """How many sessions in use the protected segment holds at most."""
         self._clock: Clock = clock or SystemClock()
-        self._data: dict[str, Entry] = {}
-        self._heap: list[tuple[float, str]] = []
+        self._probation = _Segment()
+        self._protected = _Segment()
+        self._evicted = 0  # since the last report
+        self._demoted = 0
+        self._reported_at: float | None = None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> MemoryStore:
@@ -55,17 +144,24 @@ class MemoryStore:
 
     def __len__(self) -> int:
         """Sessions held, expired ones not yet reclaimed included."""
-        return len(self._data)
+        return len(self._probation.entries) + len(self._protected.entries)
 
-    def _live(self, key: str, now: float | None = None) -> Entry | None:
-        """The entry under ``key`` unless it expired (then it is dropped); ``now``: the monotonic clock."""
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        if entry.deadline <= (self._clock.monotonic() if now is None else now):
-            del self._data[key]
-            return None
-        return entry
+    @property
+    def _data(self) -> Mapping[str, Entry]:
+        """Every session held, both segments, read only: how tests look into the store."""
+        return MappingProxyType(ChainMap(self._protected.entries, self._probation.entries))
+
+    def _find(self, key: str) -> tuple[_Segment, Entry] | None:
+        """The segment and entry under ``key`` unless it expired (then it is dropped)."""
+        now = self._clock.monotonic()
+        for segment in (self._protected, self._probation):
+            entry = segment.entries.get(key)
+            if entry is not None:
+                if entry.deadline <= now:
+                    del segment.entries[key]
+                    return None
+                return segment, entry
+        return None
 
     def _deadline(self, ttl: float, expires_at: float, now: float | None = None) -> float:
         """When an entry written now with ``ttl`` dies: never past the record's own expiry.
@@ -77,77 +173,115 @@ class MemoryStore:
             now = self._clock.monotonic()
         return now + (ttl if ttl < left else left if left > 0.0 else 0.0)
 
-    def _reap(self, budget: int) -> None:
-        """Reclaim up to ``budget`` expired entries from the front of the deadline heap."""
+    def _reap(self, budget: int, looks: int) -> None:
+        """Reclaim up to ``budget`` expired sessions, looking at ``looks`` heap items per segment."""
         now = self._clock.monotonic()
-        heap, data = self._heap, self._data
-        while heap and budget > 0 and heap[0][0] <= now:
-            _, key = heapq.heappop(heap)
-            entry = data.get(key)
-            if entry is None:
-                continue
-            if entry.deadline <= now:
-                del data[key]
-                budget -= 1
-            else:  # touched since it was queued: queue it again at its real deadline
-                heapq.heappush(heap, (entry.deadline, key))
-        if len(heap) > 2 * len(data) + 1024:  # entries of deleted keys piled up
-            self._heap = [(entry.deadline, key) for key, entry in data.items()]
-            heapq.heapify(self._heap)
+        budget -= self._probation.reap(now, budget, looks)
+        self._protected.reap(now, budget, looks)
 
-    def _evict_one(self) -> None:
-        while self._heap:
-            _, key = heapq.heappop(self._heap)
-            entry = self._data.get(key)
-            if entry is None:
-                continue
-            del self._data[key]
+    def _insert(self, key: str, entry: Entry, segment: _Segment) -> None:
+        self._reap(_REAP_PER_WRITE, _REAP_LOOKS_PER_WRITE)
+        if len(self) >= self.max_entries:  # every expired session goes before a live one is evicted
+            self._reap(len(self), len(self._probation.heap) + len(self._protected.heap))
+            if len(self) >= self.max_entries:
+                self._evict(len(self) - self.max_entries + 1)
+        segment.add(key, entry)
+
+    def _evict(self, count: int) -> None:
+        """Evict ``count`` probationary sessions, the closest to expiry first, and say so.
+
+        Never from the protected segment: it holds fewer than ``max_entries`` sessions, so a full
+        store has probationary ones.
+        """
+        for _ in range(count):
+            self._probation.pop_closest()
+        self._evicted += count
+        now = self._clock.monotonic()
+        since = self._reported_at
+        if since is not None and now - since < EVICTION_REPORT_INTERVAL:
             return
-        # The heap lost track (cannot happen unless the dict was edited directly).
-        self._data.pop(next(iter(self._data)))  # pragma: no cover
-
-    def _insert(self, key: str, entry: Entry) -> None:
-        self._reap(_REAP_PER_WRITE)
-        if len(self._data) >= self.max_entries:
-            self._reap(len(self._data))
-            while len(self._data) >= self.max_entries:
-                self._evict_one()
-        self._data[key] = entry
-        heapq.heappush(self._heap, (entry.deadline, key))
+        window = "" if since is None else f" in the last {now - since:.0f} s"
+        demoted = ""
+        if self._demoted:
+            demoted = (
+                f"; {_sessions(self._demoted)} in use moved back to probation, as more than "
+                f"{self.protected_max} are in use"
+            )
+        log.warning(
+            "MemoryStore is full (max_entries=%d): %s evicted%s, new ones that never came back first "
+            "(%s in use kept%s). If this is real traffic, raise max_entries "
+            "(SESSION_STORE_URL=memory://?max_entries=N) or use Redis (SESSION_STORE_URL=redis://...).",
+            self.max_entries,
+            _sessions(self._evicted),
+            window,
+            _sessions(len(self._protected.entries)),
+            demoted,
+        )
+        self._reported_at = now
+        self._evicted = self._demoted = 0
 
     async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
         now = self._clock.monotonic()  # one clock read for both: this runs on every request
-        entry = self._live(key, now)
+        entry = self._protected.entries.get(key)
         if entry is None:
+            return self._load_new(key, touch, now)
+        if entry.deadline <= now:
+            del self._protected.entries[key]
             return None
         record = entry.record()
         if touch is not None:  # rolling expiry
+            before = entry.deadline
+            entry.deadline = deadline = self._deadline(touch, record.meta.expires_at, now)
+            if deadline < before:  # rare (a touch shorter than the write's ttl): queue it closer
+                heappush(self._protected.heap, (deadline, key))
+        return record
+
+    def _load_new(self, key: str, touch: float | None, now: float) -> SessionRecord | None:
+        """A load of a probationary session: it came back, so it moves to the protected segment."""
+        entry = self._probation.entries.pop(key, None)
+        if entry is None or entry.deadline <= now:
+            return None
+        record = entry.record()
+        if touch is not None:
             entry.deadline = self._deadline(touch, record.meta.expires_at, now)
+        protected = self._protected
+        protected.add(key, entry)
+        if len(protected.entries) > self.protected_max:
+            self._probation.add(*protected.pop_closest())
+            self._demoted += 1
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
-        if self._live(key) is not None:
+        if self._find(key) is not None:
             return WriteResult.EXISTS
-        self._insert(key, Entry(self._deadline(ttl, record.meta.expires_at), record))
+        self._insert(key, Entry(self._deadline(ttl, record.meta.expires_at), record), self._probation)
         return WriteResult.OK
 
     def _apply(
-        self, entry: Entry, change: SessionChange, ttl: float, expected_version: int | None
+        self,
+        segment: _Segment,
+        key: str,
+        entry: Entry,
+        change: SessionChange,
+        ttl: float,
+        expected_version: int | None,
     ) -> WriteResult:
         meta = entry.meta()
         if expected_version is not None and meta.version != expected_version:
             return WriteResult.CONFLICT
+        before = entry.deadline
         entry.deadline = self._deadline(ttl, entry.apply(change, meta).expires_at)
+        segment.moved(key, entry, before)
         return WriteResult.OK
 
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
-        entry = self._live(key)
-        if entry is None:
+        found = self._find(key)
+        if found is None:
             return WriteResult.MISSING
-        # A deadline moved earlier is still honoured by _live(); the heap catches up when it surfaces.
-        return self._apply(entry, change, ttl, expected_version)
+        segment, entry = found
+        return self._apply(segment, key, entry, change, ttl, expected_version)
 
     async def rename(
         self,
@@ -158,24 +292,26 @@ class MemoryStore:
         ttl: float,
         expected_version: int | None = None,
     ) -> WriteResult:
-        entry = self._live(old_key)
-        if entry is None:
+        found = self._find(old_key)
+        if found is None:
             return WriteResult.MISSING
-        if self._live(new_key) is not None:
+        if self._find(new_key) is not None:
             return WriteResult.EXISTS
-        if self._apply(entry, change, ttl, expected_version) is not WriteResult.OK:
+        segment, entry = found
+        if self._apply(segment, old_key, entry, change, ttl, expected_version) is not WriteResult.OK:
             return WriteResult.CONFLICT
-        del self._data[old_key]
-        self._insert(new_key, entry)
+        del segment.entries[old_key]
+        self._insert(new_key, entry, segment)  # it stays in its segment
         return WriteResult.OK
 
     async def delete(self, key: str) -> None:
-        self._data.pop(key, None)
+        self._probation.entries.pop(key, None)
+        self._protected.entries.pop(key, None)
 
     async def clear(self) -> None:
         """Remove every session of this store at once: everyone is logged out."""
-        self._data.clear()
-        self._heap.clear()
+        self._probation = _Segment()
+        self._protected = _Segment()
 
     async def aclose(self) -> None:
         """Nothing to release: the sessions stay until the process ends, so a test client or a
