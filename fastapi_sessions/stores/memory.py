@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
 from ..logs import log
+from . import workers
 from .base import SessionChange, SessionRecord, WriteResult
 from .packed import Entry
 
@@ -252,6 +253,8 @@ class MemoryStore:
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        if not workers.checked:  # the first session this process stores: is it one of several?
+            workers.check()
         if self._find(key) is not None:
             return WriteResult.EXISTS
         self._insert(key, Entry(self._deadline(ttl, record.meta.expires_at), record), self._probation)
