@@ -11,8 +11,8 @@ on one event loop (one worker), through ``httpx.ASGITransport``, with the store 
   session, all at once on a cold pool; prints how many got 503.
 * ``slow``: every reply from Redis is held ``--delay`` seconds by the TCP proxy; ``--clients``
   concurrent clients each make ``--rounds`` requests, starting on a cold pool; prints the success
-  rate. ``--latency`` makes the proxy delay each reply chunk from its own arrival (a slow network)
-  instead of one after the other (a slow server).
+  rate. The proxy holds the replies of a connection one after the other, as a slow server sends
+  them.
 
 Each prints one JSON line.
 """
@@ -90,15 +90,12 @@ async def burst(requests: int, writes: bool) -> dict[str, Any]:
         server.stop()
 
 
-async def slow(delay: float, clients: int, rounds: int, latency: bool) -> dict[str, Any]:
+async def slow(delay: float, clients: int, rounds: int) -> dict[str, Any]:
     server = start_server()
     try:
         cookies = await _seed(server.url, clients)
         async with TcpProxy(server.port) as proxy:
-            if latency:
-                proxy.latency(delay)
-            else:
-                proxy.slow(delay)
+            proxy.slow(delay)
             sessions, client = _client(proxy.url)
             statuses: Counter[int] = Counter()
             times: list[float] = []
@@ -119,7 +116,6 @@ async def slow(delay: float, clients: int, rounds: int, latency: bool) -> dict[s
         return {
             "scenario": "slow",
             "delay": delay,
-            "proxy": "latency" if latency else "slow",
             "clients": clients,
             "rounds": rounds,
             "statuses": dict(statuses),
@@ -141,13 +137,12 @@ def main() -> None:
     two.add_argument("--delay", type=float, default=0.25)
     two.add_argument("--clients", type=int, default=50)
     two.add_argument("--rounds", type=int, default=4)
-    two.add_argument("--latency", action="store_true")
     args = parser.parse_args()
     logging.getLogger("fastapi_sessions").setLevel(logging.CRITICAL)  # one line per 503 otherwise
     if args.scenario == "burst":
         result = asyncio.run(burst(args.requests, args.writes))
     else:
-        result = asyncio.run(slow(args.delay, args.clients, args.rounds, args.latency))
+        result = asyncio.run(slow(args.delay, args.clients, args.rounds))
     print(json.dumps(result))
 
 

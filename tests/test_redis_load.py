@@ -7,7 +7,7 @@ which is not part of the suite.
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 pytest.importorskip("redis")
+
+from redis.asyncio import Redis
 
 from fastapi_sessions import SessionManager, SessionStoreError
 from fastapi_sessions.stores import SessionMeta, SessionRecord, WriteResult
@@ -167,3 +169,76 @@ async def test_requests_beyond_a_stuck_pool_get_503_and_the_app_recovers(
         assert statuses == [503, 503, 503]
         await proxy.forward()
         assert (await client.get("/me")).json()["cart"] == ["apple"]
+
+
+# -- a slow Redis and a cold pool ----------------------------------------------------------------------
+
+
+async def commands_sent(url: str, action: Callable[[], Awaitable[object]]) -> list[str]:
+    """Every command the server received while ``action`` ran (MONITOR, on a private server)."""
+    seen: list[str] = []
+    monitor_client, marker = Redis.from_url(url), Redis.from_url(url)
+    await marker.ping()  # connected before MONITOR starts: its own handshake is not reported
+    try:
+        async with monitor_client.monitor() as monitor:
+            # MONITOR reports the commands of other clients from now on: run the action, then one
+            # marker command, and stop at the marker, which arrives after every command before it.
+            async def watch() -> None:
+                async for event in monitor.listen():
+                    if event["command"] == "ECHO end-of-action":
+                        return
+                    seen.append(event["command"])
+
+            with anyio.fail_after(HANG_GUARD):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(watch)
+                    await action()
+                    await marker.echo("end-of-action")
+    finally:
+        await monitor_client.aclose()
+        await marker.aclose()
+    return seen
+
+
+async def test_a_new_connection_sends_nothing_before_its_first_command(server: Server, prefix: str) -> None:
+    """Each reply a slow Redis holds back costs a new connection its delay again: the store's own
+    connections go straight to the command (redis-py 8 sent HELLO 3 and two CLIENT SETINFO first)."""
+    store = RedisStore.from_url(server.url, prefix=prefix)
+    try:
+
+        async def first_read() -> None:
+            assert await store.load("k") is None
+
+        sent = await commands_sent(server.url, first_read)
+        assert [command.split(" ", 1)[0] for command in sent] == ["HGETALL"], sent
+    finally:
+        await store.aclose()
+
+
+async def test_a_slow_redis_serves_every_request_from_a_cold_pool(proxy: TcpProxy, prefix: str) -> None:
+    """Every reply held 0.3 s, the default 1 s deadline: requests on new connections succeed.
+
+    A new connection used to wait for three handshake replies before its command's (1.2 s here), so
+    each request timed out, discarded its connection, and the next one started cold again: 100% 503.
+    """
+    async with app_on(proxy.url, prefix) as client:
+        cookies = []
+        for _ in range(10):
+            client.cookies.clear()
+            assert (await client.post("/cart/apple")).status_code == 200
+            cookies.append(client.cookies["session"])
+        client.cookies.clear()
+    proxy.slow(0.3)
+    async with app_on(proxy.url, prefix) as client:  # a new app: a cold pool
+        statuses: list[int] = []
+
+        async def one(cookie: str) -> None:
+            for _ in range(2):
+                response = await client.get("/me", headers={"cookie": f"session={cookie}"})
+                statuses.append(response.status_code)
+
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as group:
+                for cookie in cookies:
+                    group.start_soon(one, cookie)
+        assert statuses == [200] * 20

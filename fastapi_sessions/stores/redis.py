@@ -13,6 +13,7 @@ so a dead or black-holed server costs a request at most that long.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 import os
 import sys
@@ -68,6 +69,15 @@ _RESULTS = {
 
 def _version(expected: int | None) -> bytes:
     return b"" if expected is None else str(expected).encode()
+
+
+# What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
+# lib_name and lib_version before (deprecated since).
+_NO_CLIENT_INFO: dict[str, None] = (
+    {"driver_info": None}
+    if importlib.util.find_spec("redis.driver_info")
+    else {"lib_name": None, "lib_version": None}
+)
 
 
 def _ms(seconds: float) -> int:
@@ -143,6 +153,14 @@ def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Red
     # (the store's deadline still bounds the whole call).
     client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
     client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
+    # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
+    # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
+    # needed the whole 1 s deadline, timed out, was discarded, and the next request started cold
+    # again (100% 503 from a slow but working Redis). RESP2 needs no HELLO, and no client info
+    # means no SETINFO; ?protocol=3 in the URL brings RESP3 back, at one round trip per connection.
+    client_options.setdefault("protocol", 2)
+    for name, value in _NO_CLIENT_INFO.items():
+        client_options.setdefault(name, value)
     if url is None:
         return Redis(**client_options)
     try:
