@@ -57,6 +57,9 @@ DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_CONNECTIONS = 100
 # Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
 _CLEAR_BATCH = 500
+# How many of its deadlines a store gives the check of a write whose reply never came: longer than a
+# plain call's, since a wrong guess would log the user out. Only this rare path ever waits that long.
+_SETTLE_DEADLINES = 3
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
 
 _RESULTS = {
@@ -219,6 +222,7 @@ class RedisStore:
         self._update = client.register_script(lua.UPDATE)
         self._rename = client.register_script(lua.RENAME)
         self._delete_if = client.register_script(lua.DELETE_IF_VERSION)
+        self._settle_rename = client.register_script(lua.SETTLE_RENAME)
 
     @classmethod
     def from_url(
@@ -239,12 +243,13 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    async def _run(self, what: str, call: Awaitable[Any]) -> Any:
-        """Await ``call`` under this store's deadline; failures become ``SessionStoreError``."""
+    async def _run(self, what: str, call: Awaitable[Any], *, deadlines: int = 1) -> Any:
+        """Await ``call`` under this store's deadline (or ``deadlines`` of them); failures become
+        ``SessionStoreError``."""
         connections = self._connections
         started = False
         try:
-            async with _deadline(self.timeout):
+            async with _deadline(self.timeout * deadlines):
                 if connections is None:
                     return await call
                 async with connections:
@@ -262,7 +267,7 @@ class RedisStore:
                     f"{self.client.connection_pool.max_connections})."  # type: ignore[union-attr]
                 ) from exc
             raise SessionStoreError(
-                f"Redis did not answer a session {what} within {self.timeout} s "
+                f"Redis did not answer a session {what} within {self.timeout * deadlines:g} s "
                 "(SESSION_STORE_TIMEOUT); check that Redis is up and reachable."
             ) from exc
         except ResponseError as exc:
@@ -308,10 +313,36 @@ class RedisStore:
     ) -> WriteResult:
         if self._cluster:
             return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
-        args: list[Any] = [_ms(ttl), _version(expected_version), os.urandom(8).hex().encode()]
+        token = os.urandom(8).hex().encode()
+        args: list[Any] = [_ms(ttl), _version(expected_version), token]
         keys = [self._key(old_key), self._key(new_key)]
-        result = await self._run("regeneration", self._rename(keys=keys, args=args + _change_args(change)))
+        rename = self._rename(keys=keys, args=args + _change_args(change))
+        try:
+            result = await self._run("regeneration", rename)
+        except (ResponseError, CorruptRecordError):
+            raise  # Redis answered, with a refusal: nothing ran
+        except Exception as exc:
+            # No answer (the deadline, a lost connection): the script may have run, or still may. The
+            # request must either send the new cookie or leave the old session usable, so find out.
+            result = await self._settle(keys, token, exc)
         return _RESULTS[_bytes(result)]
+
+    async def _settle(self, keys: list[str], token: bytes, failure: Exception) -> Any:
+        """What became of the regeneration with ``token`` that got no answer (``failure``): its result
+        if it ran; else it is called off for good and the old session stays, and this raises."""
+        check = self._settle_rename(keys=keys, args=[token])
+        try:
+            result = await self._run("regeneration check", check, deadlines=_SETTLE_DEADLINES)
+        except Exception as exc:
+            raise SessionStoreError(
+                f"{failure} The check of whether the regeneration happened failed too "
+                f"({type(exc).__name__}); if it did happen, the user has to log in again."
+            ) from failure
+        if _bytes(result) == b"called off":
+            raise SessionStoreError(
+                f"{failure} The regeneration was called off: the session keeps its old ID."
+            ) from failure
+        return result
 
     async def _rename_across_slots(
         self, old_key: str, new_key: str, change: SessionChange, ttl: float, expected: int | None
