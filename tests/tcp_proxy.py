@@ -7,6 +7,9 @@
         proxy.slow(0.5)            # every chunk from the server is held 0.5 s before it goes on
         proxy.cut()                # close every current connection now (the mode stays)
         await proxy.forward()      # back to normal
+        proxy.drop_reply(b"EVALSHA")  # the server runs the next such command; its reply is lost
+        proxy.hold_request(b"EVALSHA")  # the next such command does not reach the server...
+        await proxy.deliver_held()  # ...until now, late, on a connection of its own: its reply
 
 It only ever listens on and connects to 127.0.0.1. Modes apply at once, to new connections and to
 the chunks still flowing on existing ones.
@@ -39,12 +42,13 @@ def _free_port() -> int:
 class _Link:
     """One client connection and, unless it was black-holed from the start, its upstream twin."""
 
-    __slots__ = ("client", "tainted", "upstream")
+    __slots__ = ("client", "drop_replies", "tainted", "upstream")
 
     def __init__(self, client: asyncio.StreamWriter) -> None:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
         self.tainted = False  # bytes were dropped: the stream is no longer a valid protocol stream
+        self.drop_replies = 0  # replies from the server still to be dropped on this link
 
     def close(self, *, reset: bool = False) -> None:
         """Close both sides: a FIN after the buffered bytes, or with ``reset`` at once (an RST)."""
@@ -71,6 +75,11 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._drop_after: list[bytes] = []
+        self._hold: list[bytes] = []
+        self._held: list[bytes] = []
+        self.dropped = asyncio.Event()
+        """Set once a reply named by :meth:`drop_reply` was dropped."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -155,6 +164,41 @@ class TcpProxy:
             raise RuntimeError("slow() needs a listening proxy; call forward() first")
         self._mode, self._delay = "slow", delay
 
+    def drop_reply(self, request: bytes) -> None:
+        """Lose the reply to the next request that contains ``request``, once: the server receives and
+        runs it, the client never hears back (as when a connection dies just after the server wrote
+        its reply). The reply is taken to be the next chunk the server sends on that connection, which
+        holds for a client that waits for each reply before it sends the next command.
+        """
+        self._drop_after.append(request)
+
+    def hold_request(self, request: bytes) -> None:
+        """Keep the next chunk the client sends that contains ``request`` from the server, once, until
+        :meth:`deliver_held`: a command delayed in the network, which its client gives up on."""
+        self._hold.append(request)
+
+    @property
+    def held(self) -> int:
+        """Requests kept back by :meth:`hold_request` and not delivered yet."""
+        return len(self._held)
+
+    async def deliver_held(self) -> bytes:
+        """Send the oldest held request to the server on a new connection; the raw reply."""
+        request = self._held.pop(0)
+        reader, writer = await asyncio.open_connection(_LOOPBACK, self.target_port)
+        try:
+            writer.write(request)
+            return await reader.read(_CHUNK)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    @property
+    def replies_to_drop(self) -> int:
+        """Requests named by :meth:`drop_reply` not seen yet, plus replies seen but not yet dropped."""
+        return len(self._drop_after) + sum(link.drop_replies for link in self._links)
+
     def cut(self, *, reset: bool = False) -> None:
         """Close every current connection, both sides, now; the mode is unchanged.
 
@@ -218,6 +262,22 @@ class TcpProxy:
                 if sink is None or self._mode == "blackhole":
                     link.tainted = True
                     continue
+                if replies and link.drop_replies:
+                    link.drop_replies -= 1
+                    link.tainted = True
+                    self.dropped.set()
+                    continue
+                if not replies and any(request in data for request in self._hold):
+                    self._hold.remove(next(request for request in self._hold if request in data))
+                    self._held.append(data)
+                    link.tainted = True
+                    continue
+                if not replies:
+                    for request in self._drop_after:
+                        if request in data:
+                            self._drop_after.remove(request)
+                            link.drop_replies += 1
+                            break
                 if replies and self._mode == "slow" and self._delay > 0:
                     await asyncio.sleep(self._delay)
                 sink.write(data)

@@ -708,6 +708,14 @@ async def test_the_proxy_modes(proxy: TcpProxy) -> None:
         assert await reader.readline() == b"+PONG\r\n"
         assert 0.09 <= time.monotonic() - start < 0.5
 
+        await proxy.forward()
+        proxy.drop_reply(b"ECHO")  # the server answers it; the answer never comes through
+        writer.write(b"ECHO lost\r\n")
+        with anyio.fail_after(5):
+            await proxy.dropped.wait()
+        writer.write(b"PING\r\n")
+        assert await reader.readline() == b"+PONG\r\n"
+
         proxy.cut()
         assert await closed(reader)
         reader, writer = await ping(proxy.port)

@@ -15,6 +15,8 @@ Rules every store follows (the conformance suite in ``fastapi_sessions.testing``
   without rewriting, never past ``meta.expires_at``. Expired records are absent.
 * Every operation is atomic with respect to the others on the same key.
 * Failures raise; the manager turns any exception into a 503, never into an empty session.
+  A ``rename`` that raises leaves the request with its old cookie, so it must not have moved the
+  record: a store that lost the answer finds out what happened first (and returns ``OK`` if it moved).
   Only :class:`CorruptRecordError` from ``load`` means "this record is garbage": a fresh session.
 """
 

@@ -12,10 +12,12 @@ so a dead or black-holed server costs a request at most that long.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import math
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
 from typing import Any
 
 try:
@@ -51,8 +53,13 @@ __all__ = ["RedisStore"]
 
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
+# Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
+DEFAULT_MAX_CONNECTIONS = 100
 # Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
 _CLEAR_BATCH = 500
+# How many of its deadlines a store gives the check of a write whose reply never came: longer than a
+# plain call's, since a wrong guess would log the user out. Only this rare path ever waits that long.
+_SETTLE_DEADLINES = 3
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
 
 _RESULTS = {
@@ -65,6 +72,15 @@ _RESULTS = {
 
 def _version(expected: int | None) -> bytes:
     return b"" if expected is None else str(expected).encode()
+
+
+# What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
+# lib_name and lib_version before (deprecated since).
+_NO_CLIENT_INFO: dict[str, None] = (
+    {"driver_info": None}
+    if importlib.util.find_spec("redis.driver_info")
+    else {"lib_name": None, "lib_version": None}
+)
 
 
 def _ms(seconds: float) -> int:
@@ -139,6 +155,15 @@ def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Red
     # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
     # (the store's deadline still bounds the whole call).
     client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
+    client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
+    # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
+    # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
+    # needed the whole 1 s deadline, timed out, was discarded, and the next request started cold
+    # again (100% 503 from a slow but working Redis). RESP2 needs no HELLO, and no client info
+    # means no SETINFO; ?protocol=3 in the URL brings RESP3 back, at one round trip per connection.
+    client_options.setdefault("protocol", 2)
+    for name, value in _NO_CLIENT_INFO.items():
+        client_options.setdefault(name, value)
     if url is None:
         return Redis(**client_options)
     try:
@@ -154,6 +179,11 @@ class RedisStore:
     :meth:`aclose`), or pass any ``redis.asyncio`` client you manage yourself: a plain ``Redis``,
     the master of a ``Sentinel``, or a ``RedisCluster``. A client passed in is never closed by us.
     The client must not use ``decode_responses=True``.
+
+    A store that owns its pool runs at most ``max_connections`` calls at once: a burst larger than
+    the pool waits for a free connection, within the store's deadline, where redis-py's pool would
+    fail at once (``MaxConnectionsError``, a 503 from a healthy Redis). A pool of your own keeps its
+    own rules (use a ``BlockingConnectionPool`` to get the same).
     """
 
     def __init__(
@@ -181,11 +211,18 @@ class RedisStore:
         self.timeout = timeout
         self._owns_client = owns_client
         self._cluster = isinstance(client, RedisCluster)
+        # A free connection for each call, or a wait for one. redis-py's BlockingConnectionPool
+        # waits too, but costs every command an asyncio.Condition round (+15 us a read, measured);
+        # an uncontended semaphore costs 0.8 us.
+        self._connections: asyncio.Semaphore | None = None
+        if owns_client and isinstance(client, Redis):
+            self._connections = asyncio.Semaphore(client.connection_pool.max_connections)
         self._load_touch = client.register_script(lua.LOAD_TOUCH)
         self._create = client.register_script(lua.CREATE)
         self._update = client.register_script(lua.UPDATE)
         self._rename = client.register_script(lua.RENAME)
         self._delete_if = client.register_script(lua.DELETE_IF_VERSION)
+        self._settle_rename = client.register_script(lua.SETTLE_RENAME)
 
     @classmethod
     def from_url(
@@ -206,14 +243,31 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    async def _run(self, what: str, call: Any) -> Any:
-        """Await ``call`` under this store's deadline; failures become ``SessionStoreError``."""
+    async def _run(self, what: str, call: Awaitable[Any], *, deadlines: int = 1) -> Any:
+        """Await ``call`` under this store's deadline (or ``deadlines`` of them); failures become
+        ``SessionStoreError``."""
+        connections = self._connections
+        started = False
         try:
-            async with _deadline(self.timeout):
-                return await call
+            async with _deadline(self.timeout * deadlines):
+                if connections is None:
+                    return await call
+                async with connections:
+                    started = True
+                    return await call
         except TimeoutError as exc:
+            if connections is not None and not started:
+                if isinstance(call, Coroutine):  # never awaited: the deadline ran out first
+                    call.close()
+                raise SessionStoreError(
+                    f"Every connection to Redis stayed busy for {self.timeout} s "
+                    f"(SESSION_STORE_TIMEOUT) while a session {what} waited for one: Redis is slow, "
+                    "or the pool is too small for the load; raise its size with ?max_connections=N "
+                    "in SESSION_STORE_URL (now "
+                    f"{self.client.connection_pool.max_connections})."  # type: ignore[union-attr]
+                ) from exc
             raise SessionStoreError(
-                f"Redis did not answer a session {what} within {self.timeout} s "
+                f"Redis did not answer a session {what} within {self.timeout * deadlines:g} s "
                 "(SESSION_STORE_TIMEOUT); check that Redis is up and reachable."
             ) from exc
         except ResponseError as exc:
@@ -259,10 +313,36 @@ class RedisStore:
     ) -> WriteResult:
         if self._cluster:
             return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
-        args: list[Any] = [_ms(ttl), _version(expected_version), os.urandom(8).hex().encode()]
+        token = os.urandom(8).hex().encode()
+        args: list[Any] = [_ms(ttl), _version(expected_version), token]
         keys = [self._key(old_key), self._key(new_key)]
-        result = await self._run("regeneration", self._rename(keys=keys, args=args + _change_args(change)))
+        rename = self._rename(keys=keys, args=args + _change_args(change))
+        try:
+            result = await self._run("regeneration", rename)
+        except (ResponseError, CorruptRecordError):
+            raise  # Redis answered, with a refusal: nothing ran
+        except Exception as exc:
+            # No answer (the deadline, a lost connection): the script may have run, or still may. The
+            # request must either send the new cookie or leave the old session usable, so find out.
+            result = await self._settle(keys, token, exc)
         return _RESULTS[_bytes(result)]
+
+    async def _settle(self, keys: list[str], token: bytes, failure: Exception) -> Any:
+        """What became of the regeneration with ``token`` that got no answer (``failure``): its result
+        if it ran; else it is called off for good and the old session stays, and this raises."""
+        check = self._settle_rename(keys=keys, args=[token])
+        try:
+            result = await self._run("regeneration check", check, deadlines=_SETTLE_DEADLINES)
+        except Exception as exc:
+            raise SessionStoreError(
+                f"{failure} The check of whether the regeneration happened failed too "
+                f"({type(exc).__name__}); if it did happen, the user has to log in again."
+            ) from failure
+        if _bytes(result) == b"called off":
+            raise SessionStoreError(
+                f"{failure} The regeneration was called off: the session keeps its old ID."
+            ) from failure
+        return result
 
     async def _rename_across_slots(
         self, old_key: str, new_key: str, change: SessionChange, ttl: float, expected: int | None
