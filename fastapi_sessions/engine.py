@@ -24,7 +24,7 @@ from .exceptions import (
 from .logs import log, ref, security_log
 from .session import Loaded
 from .settings import SessionSettings
-from .signing import SessionSigner, new_session_id, store_key
+from .signing import SessionSigner, could_be_ours, new_session_id, store_key
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -49,6 +49,9 @@ _CLOCK_SKEW = 60.0
 _ID_ATTEMPTS = 3
 # Version-checked writes retried after a concurrent change to *other* fields.
 _MERGE_ATTEMPTS = 3
+# Cookie values of our shape tried per request, each costing an HMAC, a store read or both; values
+# of any other shape cost nothing and are skipped however many there are.
+_MAX_TRIED = 4
 
 
 class SessionEngine(Generic[D]):
@@ -105,11 +108,22 @@ class SessionEngine(Generic[D]):
             return Loaded(self.codec.new(), self.codec.defaults)
         if len(values) > 1:
             security_log.warning("Request sent %d cookies named %r", len(values), self.cookie_name)
+        tried = 0  # values of our shape so far: each cost an HMAC, a store read or both
+        misshapen = False  # a value of another shape was seen: refused at no cost, logged once
         for value in values:
+            if tried == _MAX_TRIED:
+                security_log.warning("Only the first %d session cookies of our shape were tried", tried)
+                break
             verified = self.signer.verify(value)
             if verified is None:
-                security_log.warning("Session cookie with a bad signature, format or age ignored")
+                if could_be_ours(value):
+                    tried += 1
+                    security_log.warning("Session cookie with a bad signature or age ignored")
+                elif not misshapen:
+                    misshapen = True
+                    security_log.warning("Session cookie of a format we never issue ignored")
                 continue
+            tried += 1
             session_id, key, stale_key = verified
             try:
                 record = await self.store.load(key, touch=self.settings.idle_timeout)

@@ -23,7 +23,7 @@ from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from .clock import Clock
 
-__all__ = ["SessionSigner", "VerifiedId", "new_session_id", "salt", "store_key"]
+__all__ = ["SessionSigner", "VerifiedId", "could_be_ours", "new_session_id", "salt", "store_key"]
 
 #: Fixed salt: a cookie signed by us can never pass as another itsdangerous token of the same key.
 SALT = b"fastapi_sessions.session-id"
@@ -41,6 +41,14 @@ _CANONICAL = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,12}\.[A-Za-z0-9_-]{
 def new_session_id() -> str:
     """A fresh session ID with 256 bits from the OS CSPRNG."""
     return secrets.token_urlsafe(ID_BYTES)
+
+
+def could_be_ours(value: str) -> bool:
+    """Whether a cookie value has the exact shape of one we issue; says nothing of its signature.
+
+    Costs no HMAC: a value of any other shape is refused on this alone.
+    """
+    return len(value) <= MAX_COOKIE_VALUE and _CANONICAL.fullmatch(value) is not None
 
 
 def salt(namespace: str) -> bytes:
@@ -119,7 +127,7 @@ class SessionSigner:
             return None
         # Only the exact text we emit: itsdangerous' base64 decoding is lenient (extra '=', unused
         # low bits), and every spelling would otherwise verify.
-        if len(value) > MAX_COOKIE_VALUE or not _CANONICAL.fullmatch(value):
+        if not could_be_ours(value):
             return None
         try:
             raw = self._current.unsign(value, max_age=self._max_age)

@@ -542,6 +542,53 @@ async def test_duplicate_cookie_names(
     assert_not_echoed(reply, [values[o] for o in order])
 
 
+@pytest.mark.parametrize("layout", ["one-header", "two-headers"])
+async def test_a_valid_cookie_after_many_garbage_ones_of_the_same_name_is_found(
+    env: Env, caplog: pytest.LogCaptureFixture, layout: str
+) -> None:
+    """Values that cannot be ours (wrong length or shape) are skipped at no cost, however many come
+    first; the valid one after them is still found, with one store read."""
+    _, good = await env.seed(user_id=77)
+    garbage = [f"junk{i:04d}-{'x' * 8}" for i in range(10)] + ["eyJnYXJiYWdlIjp0cnVlfQ.garbage.garbage"]
+    if layout == "one-header":
+        headers = [cookie_header(*(f"session={v}" for v in [*garbage, good]))]
+    else:
+        headers = [cookie_header(f"session={v}") for v in [*garbage, good]]
+    caplog.clear()
+    reply = await call(env.app, "GET", "/read", headers)
+    assert reply.status == 200
+    assert env.seen[-1]["user_id"] == 77, "the valid cookie after the garbage ones must be found"
+    assert env.store.calls["load"] == 1
+    assert env.store.writes() == 0
+    messages = [r.getMessage() for r in security_warnings(caplog)]
+    assert any("cookies named" in m for m in messages), "the duplicates are logged"
+    assert sum("format we never issue" in m for m in messages) == 1, "garbage is logged once, not per value"
+
+
+async def test_only_the_first_four_cookies_of_our_shape_cost_an_hmac_or_a_store_read(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Values of our shape each cost an HMAC and maybe a store read, so at most four are tried;
+    garbage between them is not counted."""
+    _, good = await env.seed(user_id=77)
+    unknown = [env.sign(new_session_id()) for _ in range(3)]  # signed, but no session: a store read each
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBA")  # our shape, bad signature
+    values = [unknown[0], "garbage", unknown[1], "x" * 300, unknown[2], good]
+    reply = await call(env.app, "GET", "/read", [cookie_header(*(f"session={v}" for v in values))])
+    assert env.seen[-1]["user_id"] == 77, "three tried, garbage skipped, the fourth is the good one"
+    assert env.store.calls["load"] == 4
+
+    env.store.reset()
+    caplog.clear()
+    values = [forged, *unknown, good]  # four values of our shape before the good one
+    reply = await call(env.app, "GET", "/read", [cookie_header(*(f"session={v}" for v in values))])
+    assert reply.status == 200
+    assert env.seen[-1] == env.anon, "a fifth value of our shape is not tried"
+    assert env.store.calls["load"] == 3, "the forged value cost an HMAC, not a store read"
+    assert env.store.writes() == 0
+    assert any("first 4 session cookies" in r.getMessage() for r in security_warnings(caplog))
+
+
 # -- B.2 signature and timestamp -----------------------------------------------------------------
 
 
