@@ -7,6 +7,7 @@ changed, a cookie only when the browser's copy must change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -159,10 +160,12 @@ class SessionEngine(Generic[D]):
         """Why ``record`` cannot be this request's session, or '' when it can."""
         now = self.clock.time()
         meta = record.meta
+        # Each test is written to fail on a NaN, which compares false with everything: with
+        # min(expires_at, ...) <= now, a NaN expiry would never expire.
         if not meta.created_at <= now + _CLOCK_SKEW:
-            return "has a creation time in the future"
-        if min(meta.expires_at, meta.created_at + self.max_age) <= now:
-            return "expired"
+            return _not_a_time(meta.created_at) or "has a creation time in the future"
+        if not (meta.expires_at > now and meta.created_at + self.max_age > now):
+            return _not_a_time(meta.expires_at) or "expired"
         # The document is the values and more: only when it is over the limit count the values.
         if record.document is not None and len(record.document) <= self.max_size:
             return ""
@@ -334,6 +337,11 @@ def _failure(what: str, exc: Exception) -> str:
         f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
         "Check that the store is reachable; the request was answered 503."
     )
+
+
+def _not_a_time(value: float) -> str:
+    """Why a stored time is corrupt (it is NaN), or '' when it is a number."""
+    return f"is corrupt (a stored time is {value!r})" if math.isnan(value) else ""
 
 
 def _document(record: SessionRecord) -> bytes:
