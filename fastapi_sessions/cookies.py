@@ -14,12 +14,14 @@ from .settings import SessionSettings
 __all__ = ["CookieWriter", "cookie_values"]
 
 _COOKIE = b"cookie"
-# More values than this under one name is an attack or a broken client; the rest are ignored.
-MAX_VALUES = 4
 
 
 def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
-    """Every value sent for cookie ``name`` across all ``Cookie`` headers, in order (at most 4)."""
+    """Every value sent for cookie ``name`` across all ``Cookie`` headers, in order.
+
+    As many as the server let through in its headers: the engine tries only a few of them that have
+    our shape (``SessionEngine.load``), and skipping the others costs a regex each.
+    """
     found: list[str] = []
     prefix = name + b"="
     for key, raw in headers:
@@ -32,8 +34,6 @@ def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[s
             if part.startswith(prefix):
                 # Taken as sent: we never quote our cookie, so a quoted value is not ours.
                 found.append(part[len(prefix) :].decode("latin-1"))
-                if len(found) == MAX_VALUES:
-                    return found
     return found
 
 

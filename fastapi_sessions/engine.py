@@ -7,6 +7,7 @@ changed, a cookie only when the browser's copy must change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -24,7 +25,7 @@ from .exceptions import (
 from .logs import log, ref, security_log
 from .session import Loaded
 from .settings import SessionSettings
-from .signing import SessionSigner, new_session_id, store_key
+from .signing import SessionSigner, could_be_ours, new_session_id, store_key
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -49,6 +50,9 @@ _CLOCK_SKEW = 60.0
 _ID_ATTEMPTS = 3
 # Version-checked writes retried after a concurrent change to *other* fields.
 _MERGE_ATTEMPTS = 3
+# Cookie values of our shape tried per request, each costing an HMAC, a store read or both; values
+# of any other shape cost nothing and are skipped however many there are.
+_MAX_TRIED = 4
 
 
 class SessionEngine(Generic[D]):
@@ -105,11 +109,22 @@ class SessionEngine(Generic[D]):
             return Loaded(self.codec.new(), self.codec.defaults)
         if len(values) > 1:
             security_log.warning("Request sent %d cookies named %r", len(values), self.cookie_name)
+        tried = 0  # values of our shape so far: each cost an HMAC, a store read or both
+        misshapen = False  # a value of another shape was seen: refused at no cost, logged once
         for value in values:
+            if tried == _MAX_TRIED:
+                security_log.warning("Only the first %d session cookies of our shape were tried", tried)
+                break
             verified = self.signer.verify(value)
             if verified is None:
-                security_log.warning("Session cookie with a bad signature, format or age ignored")
+                if could_be_ours(value):
+                    tried += 1
+                    security_log.warning("Session cookie with a bad signature or age ignored")
+                elif not misshapen:
+                    misshapen = True
+                    security_log.warning("Session cookie of a format we never issue ignored")
                 continue
+            tried += 1
             session_id, key, stale_key = verified
             try:
                 record = await self.store.load(key, touch=self.settings.idle_timeout)
@@ -145,10 +160,12 @@ class SessionEngine(Generic[D]):
         """Why ``record`` cannot be this request's session, or '' when it can."""
         now = self.clock.time()
         meta = record.meta
+        # Each test is written to fail on a NaN, which compares false with everything: with
+        # min(expires_at, ...) <= now, a NaN expiry would never expire.
         if not meta.created_at <= now + _CLOCK_SKEW:
-            return "has a creation time in the future"
-        if min(meta.expires_at, meta.created_at + self.max_age) <= now:
-            return "expired"
+            return _not_a_time(meta.created_at) or "has a creation time in the future"
+        if not (meta.expires_at > now and meta.created_at + self.max_age > now):
+            return _not_a_time(meta.expires_at) or "expired"
         # The document is the values and more: only when it is over the limit count the values.
         if record.document is not None and len(record.document) <= self.max_size:
             return ""
@@ -320,6 +337,11 @@ def _failure(what: str, exc: Exception) -> str:
         f"The session store failed to {what} ({type(exc).__name__}: {exc}). "
         "Check that the store is reachable; the request was answered 503."
     )
+
+
+def _not_a_time(value: float) -> str:
+    """Why a stored time is corrupt (it is NaN), or '' when it is a number."""
+    return f"is corrupt (a stored time is {value!r})" if math.isnan(value) else ""
 
 
 def _document(record: SessionRecord) -> bytes:

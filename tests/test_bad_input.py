@@ -14,25 +14,30 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import pathlib
 import pickle  # only to *build* a malicious payload; nothing here ever unpickles
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import anyio
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict
 
-from fastapi_sessions import SessionManager
+from fastapi_sessions import SessionManager, SessionMiddleware, SessionSettings
+from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.codec import ModelCodec
 from fastapi_sessions.signing import SessionSigner, new_session_id, salt
 from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord
+from fastapi_sessions.stores.packed import Entry
 from fastapi_sessions.testing import FakeClock, RecordingStore, session_cookie, session_store_key
 
+from .backend_support import DictBackend
 from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -542,6 +547,53 @@ async def test_duplicate_cookie_names(
     assert_not_echoed(reply, [values[o] for o in order])
 
 
+@pytest.mark.parametrize("layout", ["one-header", "two-headers"])
+async def test_a_valid_cookie_after_many_garbage_ones_of_the_same_name_is_found(
+    env: Env, caplog: pytest.LogCaptureFixture, layout: str
+) -> None:
+    """Values that cannot be ours (wrong length or shape) are skipped at no cost, however many come
+    first; the valid one after them is still found, with one store read."""
+    _, good = await env.seed(user_id=77)
+    garbage = [f"junk{i:04d}-{'x' * 8}" for i in range(10)] + ["eyJnYXJiYWdlIjp0cnVlfQ.garbage.garbage"]
+    if layout == "one-header":
+        headers = [cookie_header(*(f"session={v}" for v in [*garbage, good]))]
+    else:
+        headers = [cookie_header(f"session={v}") for v in [*garbage, good]]
+    caplog.clear()
+    reply = await call(env.app, "GET", "/read", headers)
+    assert reply.status == 200
+    assert env.seen[-1]["user_id"] == 77, "the valid cookie after the garbage ones must be found"
+    assert env.store.calls["load"] == 1
+    assert env.store.writes() == 0
+    messages = [r.getMessage() for r in security_warnings(caplog)]
+    assert any("cookies named" in m for m in messages), "the duplicates are logged"
+    assert sum("format we never issue" in m for m in messages) == 1, "garbage is logged once, not per value"
+
+
+async def test_only_the_first_four_cookies_of_our_shape_cost_an_hmac_or_a_store_read(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Values of our shape each cost an HMAC and maybe a store read, so at most four are tried;
+    garbage between them is not counted."""
+    _, good = await env.seed(user_id=77)
+    unknown = [env.sign(new_session_id()) for _ in range(3)]  # signed, but no session: a store read each
+    forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBA")  # our shape, bad signature
+    values = [unknown[0], "garbage", unknown[1], "x" * 300, unknown[2], good]
+    reply = await call(env.app, "GET", "/read", [cookie_header(*(f"session={v}" for v in values))])
+    assert env.seen[-1]["user_id"] == 77, "three tried, garbage skipped, the fourth is the good one"
+    assert env.store.calls["load"] == 4
+
+    env.store.reset()
+    caplog.clear()
+    values = [forged, *unknown, good]  # four values of our shape before the good one
+    reply = await call(env.app, "GET", "/read", [cookie_header(*(f"session={v}" for v in values))])
+    assert reply.status == 200
+    assert env.seen[-1] == env.anon, "a fifth value of our shape is not tried"
+    assert env.store.calls["load"] == 3, "the forged value cost an HMAC, not a store read"
+    assert env.store.writes() == 0
+    assert any("first 4 session cookies" in r.getMessage() for r in security_warnings(caplog))
+
+
 # -- B.2 signature and timestamp -----------------------------------------------------------------
 
 
@@ -930,3 +982,244 @@ async def test_expires_at_beyond_max_age_never_extends_the_life(
         assert env.seen[-1] == env.anon, "a forged expires_at must not outlive SESSION_MAX_AGE"
         assert security_warnings(caplog), f"no WARNING on {SECURITY_LOGGER}"
     assert key not in env.inner._data, "the dead record must be deleted"
+
+
+# -- B.3 on every door and every shipped store ----------------------------------------------------
+
+
+class ValueSession(BaseModel):
+    """The typed door's model for the tests below; the classic door stores the same keys."""
+
+    user_id: int | None = None
+    cart: list[str] = []
+    name: str = ""
+    score: float = 0.0
+    tree: Any = None
+
+
+@dataclass
+class Rig:
+    """One door (a typed ``SessionManager``, or ``SessionMiddleware``'s dict) on one shipped store
+    (``MemoryStore``, ``RedisStore``, a ``Backend`` through its adapter), with a way to put a record
+    in that store past our own writers, as a program with access to the store could."""
+
+    door: str
+    kind: str
+    clock: FakeClock
+    store: RecordingStore
+    app: Any
+    seen: list[dict[str, Any]]
+    sign: Callable[[str], str]
+    put: Callable[[str, dict[str, bytes], SessionMeta], Awaitable[None]]
+    exists: Callable[[str], Awaitable[bool]]
+    change: Callable[[Any], None] = lambda data: None
+    """What ``POST /change`` does to the session's data (the model, or the dict)."""
+
+    def meta(self, **changes: float) -> SessionMeta:
+        now = self.clock.time()
+        return SessionMeta(now, now + 3600)._replace(**changes)
+
+    async def plant(self, fields: dict[str, bytes], meta: SessionMeta | None = None) -> tuple[str, str]:
+        """A record under a fresh ID; returns its store key and a valid cookie for it."""
+        session_id = new_session_id()
+        key = session_store_key(session_id)
+        await self.put(key, fields, meta or self.meta())
+        return key, self.sign(session_id)
+
+    async def get(self, cookie: str) -> Reply:
+        return await call(self.app, "GET", "/read", [cookie_header(f"session={cookie}")])
+
+    async def post(self, change: Callable[[Any], None], cookie: str | None = None) -> Reply:
+        self.change = change
+        headers = [] if cookie is None else [cookie_header(f"session={cookie}")]
+        return await call(self.app, "POST", "/change", headers)
+
+    def assign(self, name: str, value: Any) -> Callable[[Any], None]:
+        """A change that sets ``name`` to ``value`` the way this door's users do."""
+        if self.door == "typed":
+            return lambda data: setattr(data, name, value)
+        return lambda data: data.__setitem__(name, value)
+
+
+def _typed_door(rig: Rig, model: type[BaseModel], settings: SessionSettings) -> FastAPI:
+    manager = SessionManager(model, settings=settings, store=rig.store, clock=rig.clock)
+    rig.sign = lambda session_id: session_cookie(manager, session_id)
+    app = FastAPI()
+    manager.install(app)
+    Session = Annotated[model, Depends(manager.get_session)]
+
+    @app.get("/read")
+    async def read(session: Session) -> dict[str, bool]:
+        rig.seen.append(session.model_dump())
+        return {"ok": True}
+
+    @app.post("/change")
+    async def change(session: Session) -> dict[str, bool]:
+        rig.change(session)
+        return {"ok": True}
+
+    return app
+
+
+def _classic_door(rig: Rig, settings: SessionSettings) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, backend=rig.store, settings=settings, clock=rig.clock)
+    signer = SessionSigner([SECRET], max_age=settings.max_age, clock=rig.clock, namespace="session")
+    rig.sign = signer.sign
+
+    @app.get("/read")
+    async def read(request: Request) -> dict[str, bool]:
+        rig.seen.append({**ValueSession().model_dump(), **request.session})
+        return {"ok": True}
+
+    @app.post("/change")
+    async def change(request: Request) -> dict[str, bool]:
+        rig.change(request.session)
+        return {"ok": True}
+
+    return app
+
+
+def _backend_value(value: bytes) -> Any:
+    """A field as a backend's dict holds it: the JSON value, or the text if it is not JSON."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value.decode("utf-8", "replace")
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), "backend"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["typed", "classic"])
+def door(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@asynccontextmanager
+async def make_rig(
+    request: pytest.FixtureRequest,
+    door: str,
+    kind: str,
+    model: type[BaseModel] = ValueSession,
+    **settings: Any,
+) -> AsyncIterator[Rig]:
+    """A rig for ``door`` on a store of ``kind``; ``settings`` override the test settings."""
+    clock = FakeClock()
+    rig = Rig(door, kind, clock, None, None, [], str, None, None)  # type: ignore[arg-type]
+    cleanup: list[Callable[[], Awaitable[None]]] = []
+    if kind == "memory":
+        memory = MemoryStore(clock=clock)
+        inner: Any = memory
+
+        async def put(key: str, fields: dict[str, bytes], meta: SessionMeta) -> None:
+            # Straight into the store's memory, past MemoryStore's own checks.
+            memory._insert(key, Entry(clock.monotonic() + 3600, SessionRecord(dict(fields), meta)))
+
+        async def exists(key: str) -> bool:
+            return key in memory._data
+
+    elif kind == "redis":
+        pytest.importorskip("redis")
+        from redis.asyncio import Redis
+
+        from fastapi_sessions.stores.redis import RedisStore
+
+        url: str = request.getfixturevalue("redis_server_url")
+        prefix: str = request.getfixturevalue("redis_prefix")
+        inner = RedisStore.from_url(url, prefix=prefix)
+        raw = Redis.from_url(url)
+        cleanup += [inner.aclose, raw.aclose]
+
+        async def put(key: str, fields: dict[str, bytes], meta: SessionMeta) -> None:
+            stored = {b"=" + name.encode(): value for name, value in fields.items()}
+            stored |= {b"c": repr(meta.created_at), b"e": repr(meta.expires_at), b"p": b"0", b"v": b"0"}
+            await raw.hset(prefix + key, mapping=stored)  # type: ignore[arg-type]
+            await raw.expire(prefix + key, 3600)
+
+        async def exists(key: str) -> bool:
+            return bool(await raw.exists(prefix + key))
+
+    else:
+        backend = DictBackend(clock)
+        inner = BackendStore(backend, clock=clock)
+
+        async def put(key: str, fields: dict[str, bytes], meta: SessionMeta) -> None:
+            backend.planted[key] = {
+                "session": {name: _backend_value(value) for name, value in fields.items()},
+                "meta": {
+                    "created_at": meta.created_at,
+                    "expires_at": meta.expires_at,
+                    "persistent": False,
+                    "version": 0,
+                    "deadline": clock.time() + 3600,
+                },
+            }
+
+        async def exists(key: str) -> bool:
+            return key in backend.planted or key in backend.records
+
+    rig.store, rig.put, rig.exists = RecordingStore(inner), put, exists
+    configured = make_settings(**settings)
+    rig.app = _typed_door(rig, model, configured) if door == "typed" else _classic_door(rig, configured)
+    try:
+        yield rig
+    finally:
+        for close in cleanup:
+            await close()
+
+
+@pytest.fixture
+async def rig(request: pytest.FixtureRequest, door: str, store_kind: str) -> AsyncIterator[Rig]:
+    async with make_rig(request, door, store_kind) as made:
+        yield made
+
+
+async def assert_discarded(
+    rig: Rig, caplog: pytest.LogCaptureFixture, key: str, cookie: str, problem: str
+) -> None:
+    """A corrupt record: a fresh session, a WARNING naming ``problem``, the record deleted."""
+    caplog.set_level(logging.DEBUG, logger="fastapi_sessions")
+    caplog.clear()
+    reply = await rig.get(cookie)
+    assert reply.error is None, f"the app crashed: {reply.error!r}"
+    assert reply.status == 200
+    assert rig.seen[-1] == ValueSession().model_dump(), "a corrupt record must never be loaded"
+    warnings = [r.getMessage() for r in security_warnings(caplog)]
+    assert any(problem in message for message in warnings), warnings
+    assert not await rig.exists(key), "the corrupt record must be deleted"
+    assert_not_echoed(reply, [cookie])
+
+
+async def test_the_rig_loads_a_good_record_on_every_door_and_store(rig: Rig) -> None:
+    """The baseline the corrupt records below are measured against."""
+    key, cookie = await rig.plant({"user_id": b"7", "cart": b'["x"]'})
+    reply = await rig.get(cookie)
+    assert reply.status == 200
+    assert rig.seen[-1]["user_id"] == 7
+    assert rig.seen[-1]["cart"] == ["x"]
+    assert await rig.exists(key)
+
+
+@pytest.mark.parametrize("field", ["expires_at", "created_at"])
+async def test_a_stored_time_that_is_not_a_number_is_corrupt(
+    rig: Rig, caplog: pytest.LogCaptureFixture, field: str
+) -> None:
+    """A NaN expiry compares false with every time, so it must not read as "not expired yet": that
+    would defeat the absolute timeout. Such a record is corrupt: never loaded, deleted, logged."""
+    key, cookie = await rig.plant({"user_id": b"1"}, rig.meta(**{field: math.nan}))
+    await assert_discarded(rig, caplog, key, cookie, "discarded")
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("door", ["typed", "classic"])
+async def test_a_nan_expiry_is_corrupt_on_the_rolling_read_of_redis(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture, door: str
+) -> None:
+    """With an idle timeout the read is a Lua script that caps the TTL by the stored expiry: a NaN
+    there is still a corrupt record, not an outage."""
+    async with make_rig(request, door, "redis", idle_timeout=600) as rig:
+        key, cookie = await rig.plant({"user_id": b"1"}, rig.meta(expires_at=math.nan))
+        await assert_discarded(rig, caplog, key, cookie, "discarded")

@@ -41,3 +41,21 @@ def test_the_cache_is_bounded() -> None:
     for value in values:
         assert signer.verify(value) is not None
     assert len(signer._verified) <= signing._CACHE_SIZE
+
+
+def test_a_full_cache_drops_its_oldest_values_and_keeps_the_recent_ones() -> None:
+    """Past the bound the oldest cached values go one at a time: no cliff where every user's next
+    request pays an HMAC again."""
+    from fastapi_sessions import signing
+
+    signer = SessionSigner([SECRET], max_age=100, clock=FakeClock(), namespace="session")
+    values = [signer.sign(new_session_id()) for _ in range(signing._CACHE_SIZE + 5)]
+    for value in values:
+        assert signer.verify(value) is not None
+    assert len(signer._verified) == signing._CACHE_SIZE
+    assert not any(value in signer._verified for value in values[:5]), "the oldest are dropped"
+    assert all(value in signer._verified for value in values[5:]), "the recent ones stay cached"
+    # A cached value verifies without an HMAC: with the signer unable to check anything, it still does.
+    signer._current = signer._all = None  # type: ignore[assignment]
+    assert signer.verify(values[-1]) is not None
+    assert signer.verify(values[5]) is not None

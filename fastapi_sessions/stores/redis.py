@@ -123,6 +123,9 @@ def _decode(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> SessionRecord | Non
         fields = {name[1:].decode(): value for name, value in stored.items() if name[:1] == _DATA}
     except (KeyError, ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecordError(f"session hash lacks valid metadata ({exc!r})") from exc
+    # float() takes 'nan' and 'inf' too; we never write them.
+    if not (math.isfinite(meta.created_at) and math.isfinite(meta.expires_at)):
+        raise CorruptRecordError(f"session hash has a time that is not finite ({meta[:2]!r})")
     return SessionRecord(fields, meta)
 
 
