@@ -1116,7 +1116,8 @@ async def make_rig(
 
         async def put(key: str, fields: dict[str, bytes], meta: SessionMeta) -> None:
             # Straight into the store's memory, past MemoryStore's own checks.
-            memory._insert(key, Entry(clock.monotonic() + 3600, SessionRecord(dict(fields), meta)))
+            entry = Entry(clock.monotonic() + 3600, SessionRecord(dict(fields), meta))
+            memory._insert(key, entry, memory._probation)
 
         async def exists(key: str) -> bool:
             return key in memory._data
