@@ -382,3 +382,46 @@ async def test_a_full_store_reclaims_expired_sessions_queued_behind_many_departe
     clock.advance(1)
     await store.create("new", _record(clock), ttl=100)  # full, but of expired sessions only
     assert len(store) == 1
+
+
+async def _in_use(store: MemoryStore, clock: FakeClock, keys: list[str]) -> None:
+    """Sessions created and come back (protected), on an idle timeout of 100 s."""
+    for key in keys:
+        await store.create(key, _record(clock), ttl=100)
+        assert await store.load(key, touch=100) is not None
+
+
+@pytest.mark.anyio
+async def test_when_thousands_of_sessions_in_use_rolled_on_the_idlest_still_goes_back_first() -> None:
+    """Past a thousand sessions whose deadline moved on since they were queued, the heap is rebuilt."""
+    clock = FakeClock()
+    store = MemoryStore(max_entries=2500, clock=clock)  # at most 2000 protected
+    users = [f"user{i}" for i in range(2000)]
+    await _in_use(store, clock, users)  # all due at +100
+    clock.advance(10)
+    assert await store.load("user0", touch=100) is not None  # due at +110
+    clock.advance(1)
+    for user in users[1:]:  # due at +111
+        assert await store.load(user, touch=100) is not None
+    await _in_use(store, clock, ["late"])  # one too many in use: the idlest goes back to probation
+    assert list(store._probation.entries) == ["user0"]
+    assert len(store._protected.entries) == 2000
+
+
+@pytest.mark.anyio
+async def test_a_full_store_finds_an_expired_session_behind_thousands_that_rolled_on() -> None:
+    clock = FakeClock()
+    store = MemoryStore(max_entries=2500, clock=clock)
+    users = [f"user{i}" for i in range(1999)]
+    await _in_use(store, clock, users)  # queued at +100
+    clock.advance(5)
+    await _in_use(store, clock, ["idle"])  # queued at +105, and never used again
+    clock.advance(45)
+    for user in users:  # due at +150, still queued at +100
+        assert await store.load(user, touch=100) is not None
+    await _flood(store, clock, 500, 1000, "one-shot")  # the store is full
+    clock.advance(70)  # "idle" expired; the others' queued deadlines passed, not their real ones
+    await store.create("new", _record(clock), ttl=100)
+    assert "idle" not in store._data
+    assert len(store) == 2500, "room made by reclaiming, not by evicting"
+    assert all(f"one-shot{i}" in store._data for i in range(500))

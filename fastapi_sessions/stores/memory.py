@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping
-from heapq import heappop, heappush, heapreplace
+from heapq import heappush
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +18,7 @@ from ..logs import log
 from . import workers
 from .base import SessionChange, SessionRecord, WriteResult
 from .packed import Entry
+from .segment import Segment
 
 __all__ = ["MemoryStore"]
 
@@ -34,70 +35,8 @@ def _sessions(count: int) -> str:
     return f"{count} session" if count == 1 else f"{count} sessions"
 
 
-class _Segment:
-    """Sessions of one segment, and a heap that finds the one closest to expiry.
-
-    The heap holds ``(deadline, key)`` items and is exact lazily. Every session of the segment has an
-    item no later than its real deadline: a session whose deadline moves later (a rolling touch) keeps
-    its old item, one whose deadline moves earlier gets a new one (``moved``). So the first item whose
-    deadline is its session's own is the session closest to expiry; an item found early is queued
-    again at the real deadline, and items of sessions that left the segment (or have an earlier item)
-    are dropped.
-    """
-
-    __slots__ = ("entries", "heap")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
-        self.heap: list[tuple[float, str]] = []
-
-    def add(self, key: str, entry: Entry) -> None:
-        self.entries[key] = entry
-        heappush(self.heap, (entry.deadline, key))
-        if len(self.heap) > 2 * len(self.entries) + 1024:  # items of departed sessions piled up
-            # A sorted list is a heap.
-            self.heap = sorted((held.deadline, name) for name, held in self.entries.items())
-
-    def moved(self, key: str, entry: Entry, before: float) -> None:
-        """``entry``'s deadline changed from ``before``: queue it anew if it came closer."""
-        if entry.deadline < before:
-            heappush(self.heap, (entry.deadline, key))
-
-    def pop_closest(self) -> tuple[str, Entry]:
-        """Remove and return the session closest to expiry; the segment must hold one."""
-        heap, entries = self.heap, self.entries
-        while True:
-            queued, key = heap[0]
-            entry = entries.get(key)
-            if entry is None or entry.deadline < queued:  # gone, or queued again earlier
-                heappop(heap)
-            elif entry.deadline == queued:
-                heappop(heap)
-                del entries[key]
-                return key, entry
-            else:  # its deadline rolled on since it was queued
-                heapreplace(heap, (entry.deadline, key))
-
-    def reap(self, now: float, budget: int, looks: int) -> int:
-        """Drop up to ``budget`` expired sessions, looking at ``looks`` items at most; returns the count."""
-        heap, entries = self.heap, self.entries
-        dropped = 0
-        while heap and dropped < budget and looks > 0 and heap[0][0] <= now:
-            looks -= 1
-            key = heap[0][1]
-            entry = entries.get(key)
-            if entry is not None and entry.deadline <= now:
-                del entries[key]
-                dropped += 1
-            if entry is None or entry.deadline <= now:
-                heappop(heap)
-            else:  # touched since it was queued: queue it again at its real deadline
-                heapreplace(heap, (entry.deadline, key))
-        return dropped
-
-
 class MemoryStore:
-    """Sessions in a dict, with TTLs on a monotonic clock and at most ``max_entries`` of them.
+    """Sessions in memory, with TTLs on a monotonic clock and at most ``max_entries`` of them.
 
     Eviction keeps the sessions in use. Sessions live in two segments: a new session starts in
     *probation*, and the first ``load`` of it (the user came back) moves it to the *protected*
@@ -108,8 +47,10 @@ class MemoryStore:
     that brings ``expires_at`` closer moves it earlier. So a flood of sessions that never come back
     evicts only each other, as long as the sessions in use fit in the protected four fifths.
 
-    Expired sessions are reclaimed a few at a time on every write (a heap per segment, ordered by
-    deadline), so no request pays for a scan of the whole store. Evictions are logged as a WARNING on
+    A read is one dict lookup (a session's first return also queues it in the protected segment, a
+    heap push, once); a write is O(log n), amortized. Expired sessions are reclaimed a few at a time
+    on every write (a heap per segment, ordered by deadline), so no request pays for a scan of the
+    whole store. Evictions are logged as a WARNING on
     the ``fastapi_sessions`` logger, at most once per ``EVICTION_REPORT_INTERVAL`` seconds of the
     store's clock. All operations finish without awaiting, so each one is atomic under asyncio.
     """
@@ -121,8 +62,8 @@ class MemoryStore:
         self.protected_max = max_entries * 4 // 5
         """How many sessions in use the protected segment holds at most."""
         self._clock: Clock = clock or SystemClock()
-        self._probation = _Segment()
-        self._protected = _Segment()
+        self._probation = Segment()
+        self._protected = Segment()
         self._evicted = 0  # since the last report
         self._demoted = 0
         self._reported_at: float | None = None
@@ -152,7 +93,7 @@ class MemoryStore:
         """Every session held, both segments, read only: how tests look into the store."""
         return MappingProxyType(ChainMap(self._protected.entries, self._probation.entries))
 
-    def _find(self, key: str) -> tuple[_Segment, Entry] | None:
+    def _find(self, key: str) -> tuple[Segment, Entry] | None:
         """The segment and entry under ``key`` unless it expired (then it is dropped)."""
         now = self._clock.monotonic()
         for segment in (self._protected, self._probation):
@@ -180,7 +121,7 @@ class MemoryStore:
         budget -= self._probation.reap(now, budget, looks)
         self._protected.reap(now, budget, looks)
 
-    def _insert(self, key: str, entry: Entry, segment: _Segment) -> None:
+    def _insert(self, key: str, entry: Entry, segment: Segment) -> None:
         self._reap(_REAP_PER_WRITE, _REAP_LOOKS_PER_WRITE)
         if len(self) >= self.max_entries:  # every expired session goes before a live one is evicted
             self._reap(len(self), len(self._probation.heap) + len(self._protected.heap))
@@ -262,7 +203,7 @@ class MemoryStore:
 
     def _apply(
         self,
-        segment: _Segment,
+        segment: Segment,
         key: str,
         entry: Entry,
         change: SessionChange,
@@ -313,8 +254,8 @@ class MemoryStore:
 
     async def clear(self) -> None:
         """Remove every session of this store at once: everyone is logged out."""
-        self._probation = _Segment()
-        self._protected = _Segment()
+        self._probation = Segment()
+        self._protected = Segment()
 
     async def aclose(self) -> None:
         """Nothing to release: the sessions stay until the process ends, so a test client or a
