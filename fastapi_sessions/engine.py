@@ -140,6 +140,8 @@ class SessionEngine(Generic[D]):
                 if not problem:
                     try:
                         data = self.codec.decode(_document(record))
+                    except CorruptRecordError as exc:  # a value that is not one JSON value
+                        problem = f"is corrupt ({exc})"
                     except (ValueError, RecursionError) as exc:
                         problem = f"does not fit the session data ({type(exc).__name__})"
                     else:

@@ -210,15 +210,16 @@ class Env:
     async def plant(
         self, session_id: str, fields: dict[str, bytes], meta: SessionMeta | None = None
     ) -> str:
-        """Write ``fields`` (and ``meta``) straight into the store, as if the store still held it."""
+        """Write ``fields`` (and ``meta``) straight into the store's memory, past the checks of its
+        own writes, as if the store held them (a store that another program writes, such as Redis)."""
         now = self.clock.time()
         max_age = self.manager.settings.max_age
         key = session_store_key(session_id)
         good = SessionMeta(now, now + max_age)
-        await self.inner.create(key, SessionRecord(dict(fields), good), ttl=max_age)
+        await self.inner.create(key, SessionRecord({}, good), ttl=max_age)
+        entry = self.inner._data[key]
+        entry.pack(fields, meta or good)
         if meta is not None:  # tampered metadata while the store's own TTL remains (e.g. Redis)
-            entry = self.inner._data[key]
-            entry.pack(fields, meta)
             entry.deadline = self.clock.monotonic() + 100 * max_age
         return key
 
@@ -1223,3 +1224,28 @@ async def test_a_nan_expiry_is_corrupt_on_the_rolling_read_of_redis(
     async with make_rig(request, door, "redis", idle_timeout=600) as rig:
         key, cookie = await rig.plant({"user_id": b"1"}, rig.meta(expires_at=math.nan))
         await assert_discarded(rig, caplog, key, cookie, "discarded")
+
+
+async def test_a_field_value_that_is_not_exactly_one_json_value_never_splices_into_other_fields(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored as the value of ``cart`` and joined with the other fields into one document, the text
+    ``["x"],"user_id":999`` would also set ``user_id``. Such a record is corrupt, wherever it is read."""
+    fields = {"user_id": b"1", "cart": b'["x"],"user_id":999'}
+    if rig.kind == "memory":
+        # Nothing but MemoryStore's own write methods put values in it, and they refuse this one.
+        with pytest.raises(ValueError, match="'cart' is not one"):
+            await rig.store.create("k", SessionRecord(fields, rig.meta()), ttl=60)
+        assert not await rig.exists("k")
+        return
+    key, cookie = await rig.plant(fields)
+    if rig.kind == "redis":
+        await assert_discarded(rig, caplog, key, cookie, "'cart' is not one JSON value")
+        return
+    # A Backend's dict holds values, not JSON text: the text is one string, which cannot splice. The
+    # typed model refuses a string for a list; the dict door holds it as the string it is.
+    reply = await rig.get(cookie)
+    assert reply.status == 200
+    assert rig.seen[-1]["user_id"] != 999
+    if rig.door == "classic":
+        assert rig.seen[-1] == {**ValueSession().model_dump(), "user_id": 1, "cart": '["x"],"user_id":999'}

@@ -7,11 +7,12 @@ Redis store as soon as the app runs more than one process.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
-from .base import SessionChange, SessionRecord, WriteResult
+from .base import SessionChange, SessionRecord, WriteResult, json_value_problem
 from .packed import Entry
 
 __all__ = ["MemoryStore"]
@@ -19,6 +20,23 @@ __all__ = ["MemoryStore"]
 DEFAULT_MAX_ENTRIES = 100_000
 # Expired entries reclaimed per write: bounded work per request, never a scan of the whole store.
 _REAP_PER_WRITE = 8
+
+
+def _check(fields: Mapping[str, bytes]) -> None:
+    """Refuse a field whose value is not exactly one JSON value, before anything is written.
+
+    A read hands the stored document over as it is, so a value must be checked once, here: joined
+    into the document it would otherwise set other fields than its own. The engine only ever writes
+    single values; this is for other callers. (A parse of each written value: about 0.1 us for a
+    small one, 0.5 us per KB.)
+    """
+    for name, value in fields.items():
+        problem = json_value_problem(value)
+        if problem:
+            raise ValueError(
+                f"MemoryStore keeps each session field as one JSON value; {name!r} is not one "
+                f"({problem}). Nothing was written."
+            )
 
 
 class MemoryStore:
@@ -126,6 +144,7 @@ class MemoryStore:
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        _check(record.fields)
         if self._live(key) is not None:
             return WriteResult.EXISTS
         self._insert(key, Entry(self._deadline(ttl, record.meta.expires_at), record))
@@ -143,6 +162,7 @@ class MemoryStore:
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
+        _check(change.fields)
         entry = self._live(key)
         if entry is None:
             return WriteResult.MISSING
@@ -158,6 +178,7 @@ class MemoryStore:
         ttl: float,
         expected_version: int | None = None,
     ) -> WriteResult:
+        _check(change.fields)
         entry = self._live(old_key)
         if entry is None:
             return WriteResult.MISSING
