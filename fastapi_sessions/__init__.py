@@ -15,6 +15,7 @@ from .exceptions import (
     SessionStoreUnavailable,
     SessionTooLargeError,
     SessionUsageError,
+    SessionValueError,
 )
 from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
@@ -37,6 +38,7 @@ __all__ = [
     "SessionStoreUnavailable",
     "SessionTooLargeError",
     "SessionUsageError",
+    "SessionValueError",
     "SystemClock",
     "request_session",
 ]

@@ -13,9 +13,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, ge
 
 from annotated_types import BaseMetadata
 from pydantic import BaseModel
-from pydantic_core import to_json
+from pydantic_core import CoreConfig, SchemaSerializer
 
-from .exceptions import READ_ONLY, SessionConfigError, SessionStoreUnavailable
+from .exceptions import READ_ONLY, SessionConfigError, SessionStoreUnavailable, SessionValueError
+from .values import encode, too_deep, unencodable
 
 __all__ = ["Codec", "ModelCodec", "Snapshot"]
 
@@ -93,15 +94,16 @@ class Codec(Protocol[D]):
         """Put ``data`` back to a new session's, in place."""
         ...
 
-    def encode(self, value: Any) -> bytes:
-        """One field's JSON-ready value as JSON bytes."""
+    def encode(self, name: str, value: Any) -> bytes:
+        """Field ``name``'s JSON-ready value as JSON bytes; ``SessionValueError`` if it cannot be
+        stored so that it loads back (see ``fastapi_sessions.values``)."""
         ...
 
 
 class ModelCodec(Generic[M]):
     """Validates, snapshots and encodes one session model class."""
 
-    __slots__ = ("_copy_dict", "_defaults", "_model", "_read_only", "_serializer")
+    __slots__ = ("_copy_dict", "_defaults", "_model", "_non_finite", "_read_only", "_serializer")
 
     def __init__(self, model: type[M]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -113,7 +115,10 @@ class ModelCodec(Generic[M]):
                 f"session starts empty; give these fields a default: {', '.join(required)}."
             )
         self._model = model
-        self._serializer = model.__pydantic_serializer__
+        self._serializer = _serializer_keeping_non_finite(model)
+        # NaN and Infinity are stored (as JSON's NaN/Infinity, which pydantic reads back into any
+        # float) only if the model asks for them in its JSON; else they are refused.
+        self._non_finite = model.model_config.get("ser_json_inf_nan") in ("constants", "strings")
         self._copy_dict = dict_is_snapshot(model)
         self._defaults = self.snapshot(model())
         self._read_only: type[M] | None = None
@@ -152,8 +157,22 @@ class ModelCodec(Generic[M]):
         if self._copy_dict:  # immutable scalars only: the same dict, without a serializer run
             return model.__dict__.copy()
         # round_trip: values valid as input again, and computed fields left out (they are derived).
-        data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
+        try:
+            data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
+        except ValueError as exc:  # pydantic-core's own error, or a UnicodeEncodeError from a key
+            raise self._unserializable(model, exc) from None
         return data
+
+    def _unserializable(self, model: M, exc: ValueError) -> SessionValueError:
+        """The error for a model that cannot be dumped, naming the field that fails on its own."""
+        for name, value in model.__dict__.items():
+            try:
+                self._serializer.to_python(model, mode="json", round_trip=True, include={name})
+            except ValueError:
+                if "depth" in str(exc):  # pydantic-core gives up at about 255 levels
+                    return too_deep(name)
+                return unencodable(name, value, exc)
+        return SessionValueError(type(model).__name__, f"cannot be written as JSON ({exc})", "")
 
     def same(self, model: M, snapshot: Snapshot) -> bool:
         """Whether ``model``'s snapshot now equals ``snapshot``."""
@@ -168,7 +187,25 @@ class ModelCodec(Generic[M]):
             object.__setattr__(model, slot, getattr(fresh, slot))
         object.__setattr__(model, "__pydantic_private__", fresh.__pydantic_private__)
 
-    @staticmethod
-    def encode(value: Any) -> bytes:
-        """One field's JSON-ready value as JSON bytes."""
-        return to_json(value)
+    def encode(self, name: str, value: Any) -> bytes:
+        """Field ``name``'s JSON-ready value as JSON bytes; ``SessionValueError`` if it cannot be
+        stored so that it loads back (see ``fastapi_sessions.values``)."""
+        return encode(name, value, non_finite=self._non_finite)
+
+
+def _serializer_keeping_non_finite(model: type[BaseModel]) -> SchemaSerializer:
+    """The model's serializer, except that a NaN or an Infinity in an untyped field (``Any``, a
+    ``dict[str, Any]``) stays a float in the JSON-mode dump, as it does in a ``float`` field; the
+    model's own one turns it into None there, and the change would be saved without a word.
+
+    Built from the model's core schema and its config, as pydantic builds its own.
+    """
+    schema = model.__pydantic_core_schema__
+    found: Any = schema
+    if found.get("type") == "definitions":  # a model that refers to itself, or to others
+        found = found["schema"]
+        if found.get("type") == "definition-ref":
+            refs = {item.get("ref"): item for item in schema.get("definitions", ())}
+            found = refs.get(found["schema_ref"], {})
+    config: CoreConfig = found.get("config", {}) if found.get("type") == "model" else {}
+    return SchemaSerializer(schema, {**config, "ser_json_inf_nan": "constants"})

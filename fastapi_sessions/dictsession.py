@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import from_json, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from .exceptions import READ_ONLY, SessionStoreUnavailable
+from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionValueError
 from .session import live_session
+from .values import MAX_DEPTH, check_text, too_deep, unencodable
 
 if TYPE_CHECKING:
     from .codec import Snapshot
@@ -28,30 +29,40 @@ __all__ = ["DictCodec", "SessionDict"]
 _EXACT = frozenset({str, int, type(None)})
 _JSON_HINT = (
     "Session values must be JSON: str, int, float, bool, None, and lists and dicts (with str keys) of "
-    "them. Store {} as a JSON value (a datetime as .isoformat(), a set as a list)."
+    "them. Store {} as a JSON value (a datetime as .isoformat(), a set as a list)"
 )
 
 
-def check_json(value: Any, path: str) -> None:
-    """Raise ``TypeError``, naming ``path``, unless ``value`` is JSON all the way down."""
+def check_json(value: Any, path: str, depth: int = 0) -> None:
+    """Raise ``SessionValueError``, naming ``path``, unless ``value`` is JSON all the way down, a float
+    in it is finite, and it nests at most ``MAX_DEPTH`` deep (``depth`` levels are above it already).
+
+    (Lone surrogates in its strings are left to the encoder, which finds them in C.)
+    """
     kind = type(value)
     if kind in _EXACT or kind is bool:
         return
     if kind is float:
         if not math.isfinite(value):
-            raise TypeError(f"{path} is {value!r}, which JSON cannot hold. " + _JSON_HINT.format("it"))
-    elif kind is list:
-        for index, item in enumerate(value):
-            check_json(item, f"{path}[{index}]")
-    elif kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(
-                    f"{path} has the key {key!r}; JSON keys are str. " + _JSON_HINT.format("it")
-                )
-            check_json(item, f"{path}[{key!r}]")
+            raise SessionValueError(path, f"is {value!r}, which JSON cannot hold", _JSON_HINT.format("it"))
+    elif kind is list or kind is dict:
+        if depth == MAX_DEPTH:
+            raise too_deep(path)
+        depth += 1
+        if kind is list:
+            for index, item in enumerate(value):
+                if type(item) not in _EXACT:  # a str, an int or None needs no check, nor a path
+                    check_json(item, f"{path}[{index}]", depth)
+        else:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise SessionValueError(
+                        path, f"has the key {key!r}; JSON keys are str", _JSON_HINT.format("it")
+                    )
+                if type(item) not in _EXACT:
+                    check_json(item, f"{path}[{key!r}]", depth)
     else:
-        raise TypeError(f"{path} is a {kind.__name__}. " + _JSON_HINT.format(f"a {kind.__name__}"))
+        raise SessionValueError(path, f"is a {kind.__name__}", _JSON_HINT.format(f"a {kind.__name__}"))
 
 
 def _snapshot_value(value: Any, key: str) -> Any:
@@ -60,15 +71,21 @@ def _snapshot_value(value: Any, key: str) -> Any:
     a change between them a change. No JSON value is bytes, so the two forms never meet."""
     if type(value) in _EXACT:
         return value
-    check_json(value, f"session[{key!r}]")
-    return to_json(value)
+    path = f"session[{key!r}]"
+    check_json(value, path)
+    try:
+        return to_json(value)
+    except PydanticSerializationError as exc:  # a lone surrogate inside
+        raise unencodable(path, value, exc) from None
 
 
 class SessionDict(dict[str, Any]):
     """One request's session as a ``dict`` of JSON values, with the session operations as methods.
 
-    Assigning a value that is not JSON raises ``TypeError`` at once. ``clear()`` ends the session (the
-    article's logout): the stored record is deleted and the cookie expired, like :meth:`destroy`.
+    Assigning a value that cannot be stored (not JSON, NaN, a lone surrogate, nested more than
+    ``MAX_DEPTH`` deep) raises ``SessionValueError`` (a ``TypeError``) at once. ``clear()`` ends the
+    session (the article's logout): the stored record is deleted and the cookie expired, like
+    :meth:`destroy`.
     """
 
     __slots__ = ("_live", "accessed")
@@ -117,8 +134,15 @@ class SessionDict(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if type(key) is not str:
-            raise TypeError(f"Session keys are str, not {type(key).__name__} ({key!r}).")
-        check_json(value, f"session[{key!r}]")
+            raise SessionValueError(
+                f"session[{key!r}]", f"has a key of type {type(key).__name__}, but Session keys are str", ""
+            )
+        path = f"session[{key!r}]"
+        check_text(path + " (its key)", key)
+        if type(value) is str:
+            check_text(path, value)
+        elif type(value) not in _EXACT:
+            _snapshot_value(value, key)  # the full check, with the encoder's for lone surrogates
         super().__setitem__(key, value)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
@@ -190,6 +214,13 @@ class DictCodec:
         dict.clear(data)
 
     @staticmethod
-    def encode(value: Any) -> bytes:
+    def encode(name: str, value: Any) -> bytes:
         """A snapshot value as JSON: bytes are JSON already (see ``_snapshot_value``)."""
-        return value if type(value) is bytes else to_json(value)
+        if type(value) is bytes:
+            return value
+        path = f"session[{name!r}]"
+        check_text(path + " (its key)", name)
+        try:
+            return to_json(value)
+        except PydanticSerializationError as exc:  # a str with a lone surrogate
+            raise unencodable(path, value, exc) from None

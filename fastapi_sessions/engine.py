@@ -140,6 +140,8 @@ class SessionEngine(Generic[D]):
                 if not problem:
                     try:
                         data = self.codec.decode(_document(record))
+                    except CorruptRecordError as exc:  # a value that is not one JSON value
+                        problem = f"is corrupt ({exc})"
                     except (ValueError, RecursionError) as exc:
                         problem = f"does not fit the session data ({type(exc).__name__})"
                     else:
@@ -199,7 +201,9 @@ class SessionEngine(Generic[D]):
         baseline = session.baseline  # an unchanged session rarely gets here: the door settles it first
         encode = self.codec.encode
         changed = {
-            name: encode(value) for name, value in current.items() if baseline.get(name, _MISSING) != value
+            name: encode(name, value)
+            for name, value in current.items()
+            if baseline.get(name, _MISSING) != value
         }
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
@@ -263,7 +267,7 @@ class SessionEngine(Generic[D]):
         return WriteResult.CONFLICT
 
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
-        fields = {name: self.codec.encode(value) for name, value in current.items()}
+        fields = {name: self.codec.encode(name, value) for name, value in current.items()}
         size = sum(map(len, fields.values()))
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)

@@ -6,6 +6,7 @@ SessionError
 ├── SessionNotInstalledError (also RuntimeError)   get_session used without install()
 ├── SessionUsageError (also RuntimeError)   an operation on no live session, or too late to save
 ├── SessionTooLargeError   the serialized session exceeds SESSION_MAX_SIZE
+├── SessionValueError (also TypeError, ValueError)   a value a session cannot store (NaN, too deep...)
 ├── SessionConflictError   the session changed or vanished under this request (409)
 ├── SessionStoreError      the store failed; answered 503 with Retry-After
 │   └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
@@ -27,6 +28,7 @@ __all__ = [
     "SessionStoreUnavailable",
     "SessionTooLargeError",
     "SessionUsageError",
+    "SessionValueError",
 ]
 
 #: Seconds a client is told to wait after a store outage.
@@ -69,6 +71,26 @@ class SessionTooLargeError(SessionError):
             f"Session data too large: {size} bytes exceeds the {limit}-byte limit "
             "(SESSION_MAX_SIZE). Store less data in the session, or raise SESSION_MAX_SIZE."
         )
+
+
+class SessionValueError(SessionError, TypeError, ValueError):
+    """A value the request put in the session cannot be stored so that it loads back: not JSON (a
+    ``set``, a ``datetime`` in a dict session), a NaN or an Infinity, a ``str`` with a lone surrogate,
+    or nested more than ``MAX_DEPTH`` (100) levels deep.
+
+    Raised when the value is assigned (``SessionDict``) or when the response starts (the typed door,
+    and a change inside a list or dict of a ``SessionDict``): nothing is written, the stored session
+    stays as it was, and the request fails (a 500). ``path`` names the value (``cart[2]``,
+    ``session['cart'][2]``). It is a ``TypeError`` and a ``ValueError`` both: ``SessionDict`` raised
+    ``TypeError`` for such values before, and pydantic a ``ValueError``.
+    """
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        self.path = path
+        message = (
+            f"The session value {path} {problem}, so it cannot be saved; the stored session is unchanged."
+        )
+        super().__init__(f"{message} {remedy}." if remedy else message)
 
 
 class SessionConflictError(SessionError):

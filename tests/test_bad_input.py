@@ -29,13 +29,20 @@ from fastapi import Depends, FastAPI, Request
 from itsdangerous import Signer, TimestampSigner, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict
 
-from fastapi_sessions import SessionManager, SessionMiddleware, SessionSettings
+from fastapi_sessions import (
+    SessionDict,
+    SessionManager,
+    SessionMiddleware,
+    SessionSettings,
+    SessionValueError,
+)
 from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.codec import ModelCodec
 from fastapi_sessions.signing import SessionSigner, new_session_id, salt
 from fastapi_sessions.stores import MemoryStore, SessionMeta, SessionRecord
 from fastapi_sessions.stores.packed import Entry
 from fastapi_sessions.testing import FakeClock, RecordingStore, session_cookie, session_store_key
+from fastapi_sessions.values import MAX_DEPTH
 
 from .backend_support import DictBackend
 from .conftest import OLD_SECRET, SECRET, UserSession, make_settings
@@ -210,15 +217,16 @@ class Env:
     async def plant(
         self, session_id: str, fields: dict[str, bytes], meta: SessionMeta | None = None
     ) -> str:
-        """Write ``fields`` (and ``meta``) straight into the store, as if the store still held it."""
+        """Write ``fields`` (and ``meta``) straight into the store's memory, past the checks of its
+        own writes, as if the store held them (a store that another program writes, such as Redis)."""
         now = self.clock.time()
         max_age = self.manager.settings.max_age
         key = session_store_key(session_id)
         good = SessionMeta(now, now + max_age)
-        await self.inner.create(key, SessionRecord(dict(fields), good), ttl=max_age)
+        await self.inner.create(key, SessionRecord({}, good), ttl=max_age)
+        entry = self.inner._data[key]
+        entry.pack(fields, meta or good)
         if meta is not None:  # tampered metadata while the store's own TTL remains (e.g. Redis)
-            entry = self.inner._data[key]
-            entry.pack(fields, meta)
             entry.deadline = self.clock.monotonic() + 100 * max_age
         return key
 
@@ -1148,7 +1156,7 @@ async def make_rig(
         inner = BackendStore(backend, clock=clock)
 
         async def put(key: str, fields: dict[str, bytes], meta: SessionMeta) -> None:
-            backend.planted[key] = {
+            data = {
                 "session": {name: _backend_value(value) for name, value in fields.items()},
                 "meta": {
                     "created_at": meta.created_at,
@@ -1158,9 +1166,10 @@ async def make_rig(
                     "deadline": clock.time() + 3600,
                 },
             }
+            backend.records[key] = (clock.time() + 3600, json.dumps(data))
 
         async def exists(key: str) -> bool:
-            return key in backend.planted or key in backend.records
+            return key in backend.records
 
     rig.store, rig.put, rig.exists = RecordingStore(inner), put, exists
     configured = make_settings(**settings)
@@ -1224,3 +1233,160 @@ async def test_a_nan_expiry_is_corrupt_on_the_rolling_read_of_redis(
     async with make_rig(request, door, "redis", idle_timeout=600) as rig:
         key, cookie = await rig.plant({"user_id": b"1"}, rig.meta(expires_at=math.nan))
         await assert_discarded(rig, caplog, key, cookie, "discarded")
+
+
+async def test_a_field_value_that_is_not_exactly_one_json_value_never_splices_into_other_fields(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored as the value of ``cart`` and joined with the other fields into one document, the text
+    ``["x"],"user_id":999`` would also set ``user_id``. Such a record is corrupt, wherever it is read."""
+    fields = {"user_id": b"1", "cart": b'["x"],"user_id":999'}
+    if rig.kind == "memory":
+        # Nothing but MemoryStore's own write methods put values in it, and they refuse this one.
+        with pytest.raises(ValueError, match="'cart' is not one"):
+            await rig.store.create("k", SessionRecord(fields, rig.meta()), ttl=60)
+        assert not await rig.exists("k")
+        return
+    key, cookie = await rig.plant(fields)
+    if rig.kind == "redis":
+        await assert_discarded(rig, caplog, key, cookie, "'cart' is not one JSON value")
+        return
+    # A Backend's dict holds values, not JSON text: the text is one string, which cannot splice. The
+    # typed model refuses a string for a list; the dict door holds it as the string it is.
+    reply = await rig.get(cookie)
+    assert reply.status == 200
+    assert rig.seen[-1]["user_id"] != 999
+    if rig.door == "classic":
+        assert rig.seen[-1] == {**ValueSession().model_dump(), "user_id": 1, "cart": '["x"],"user_id":999'}
+
+
+# -- Values a request cannot store: refused, and the stored session kept --------------------------
+
+
+def nested(levels: int) -> Any:
+    """Lists ``levels`` deep: ``nested(2) == [[0]]``."""
+    value: Any = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+async def assert_refused(rig: Rig, reply: Reply, where: str, cookie: str) -> None:
+    """The request failed with a SessionValueError naming ``where``, and the session is as it was."""
+    assert reply.status == 500, reply.status
+    assert isinstance(reply.error, SessionValueError), f"not our error: {reply.error!r}"
+    assert where in str(reply.error), str(reply.error)
+    assert reply.cookie() is None
+    assert (await rig.get(cookie)).status == 200
+    assert rig.seen[-1] == {**ValueSession().model_dump(), "user_id": 7, "tree": [1]}, "changed"
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 200, 10_000])
+async def test_a_value_nested_deeper_than_a_session_loads_back_is_refused(rig: Rig, levels: int) -> None:
+    """pydantic-core reads JSON up to 200 levels deep: a deeper value was acknowledged with a 200,
+    then its session discarded on the next read (the user logged out). One limit at write time."""
+    _, cookie = await rig.plant({"user_id": b"7", "tree": b"[1]"})
+    reply = await rig.post(rig.assign("tree", nested(levels)), cookie)
+    await assert_refused(rig, reply, "tree", cookie)
+    assert f"more than {MAX_DEPTH}" in str(reply.error)
+
+
+async def test_a_value_nested_too_deep_inside_the_session_is_refused(rig: Rig) -> None:
+    """The same limit for a change made in place, found when the response starts."""
+    _, cookie = await rig.plant({"user_id": b"7", "tree": b"[1]"})
+    reply = await rig.post(lambda data: _tree(data).append(nested(MAX_DEPTH)), cookie)
+    await assert_refused(rig, reply, "tree", cookie)
+
+
+def _tree(data: Any) -> Any:
+    return data["tree"] if isinstance(data, dict) else data.tree
+
+
+async def test_a_value_at_the_depth_limit_is_saved_and_loads_back(rig: Rig) -> None:
+    _, cookie = await rig.plant({"user_id": b"7", "tree": b"[1]"})
+    deepest = {"a": nested(MAX_DEPTH - 1)}
+    reply = await rig.post(rig.assign("tree", deepest), cookie)
+    assert reply.status == 200, reply.error
+    assert (await rig.get(cookie)).status == 200
+    assert rig.seen[-1]["tree"] == deepest
+    assert rig.seen[-1]["user_id"] == 7
+
+
+NON_FINITE = [math.nan, math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=repr)
+@pytest.mark.parametrize("where", ["score", "tree", "in place"])
+async def test_a_float_json_cannot_hold_is_refused_never_stored_as_null(
+    rig: Rig, value: float, where: str
+) -> None:
+    """NaN and Infinity are not JSON: the typed door wrote a float field's as NaN (which not every
+    store holds) and an untyped field's as null (the value silently changed)."""
+    _, cookie = await rig.plant({"user_id": b"7", "tree": b"[1]"})
+    if where == "in place":
+        change: Callable[[Any], None] = lambda data: _tree(data).append({"x": [value]})  # noqa: E731
+        where = "[1]['x'][0]"
+    else:
+        change = rig.assign(where, value if where == "score" else {"x": [value]})
+        where = where if where == "score" else "tree"
+    reply = await rig.post(change, cookie)
+    await assert_refused(rig, reply, where, cookie)
+    assert "JSON cannot hold" in str(reply.error)
+
+
+@pytest.mark.parametrize(
+    ("where", "make"),
+    [
+        ("name", lambda rig: rig.assign("name", "caf\ud800")),
+        ("cart", lambda rig: rig.assign("cart", ["ok", "\udfff"])),
+        ("tree", lambda rig: rig.assign("tree", {"k\ud800": 1})),
+        ("tree", lambda rig: lambda data: _tree(data).append("\ud800")),
+    ],
+    ids=["str", "in-a-list", "in-a-key", "in-place"],
+)
+async def test_a_lone_surrogate_is_refused_never_a_raw_500(
+    rig: Rig, where: str, make: Callable[[Rig], Callable[[Any], None]]
+) -> None:
+    """A str with a lone surrogate has no UTF-8 form: pydantic-core's encoder raised its own
+    PydanticSerializationError from the commit."""
+    _, cookie = await rig.plant({"user_id": b"7", "tree": b"[1]"})
+    reply = await rig.post(make(rig), cookie)
+    await assert_refused(rig, reply, where, cookie)
+    assert "lone surrogate" in str(reply.error)
+
+
+def test_a_lone_surrogate_in_a_session_key_is_refused() -> None:
+    """A dict session's keys become stored field names: they must be text too."""
+    session = SessionDict({})
+    with pytest.raises(SessionValueError, match="lone surrogate"):
+        session["\ud800"] = 1
+    assert session == {}
+
+
+class KeepsNonFinite(ValueSession):
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+
+class KeepsNonFiniteAsStrings(ValueSession):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+@pytest.mark.parametrize("model", [KeepsNonFinite, KeepsNonFiniteAsStrings])
+async def test_nan_and_infinity_round_trip_where_the_model_keeps_them(
+    request: pytest.FixtureRequest, store_kind: str, model: type[ValueSession]
+) -> None:
+    """A model whose ser_json_inf_nan keeps them (rather than pydantic's default, null) gets them
+    back on every store, in float and untyped fields alike."""
+    async with make_rig(request, "typed", store_kind, model) as rig:
+        _, cookie = await rig.plant({"user_id": b"7"})
+
+        def change(data: Any) -> None:
+            data.score = math.nan
+            data.tree = {"x": [math.inf, -math.inf]}
+
+        reply = await rig.post(change, cookie)
+        assert reply.status == 200, reply.error
+        assert (await rig.get(cookie)).status == 200
+        assert math.isnan(rig.seen[-1]["score"])
+        assert rig.seen[-1]["tree"] == {"x": [math.inf, -math.inf]}
+        assert rig.seen[-1]["user_id"] == 7

@@ -158,8 +158,8 @@ def test_the_shortcut_gives_exactly_the_serializers_snapshot(session: Flat) -> N
     assert snapshot == expected
     assert list(snapshot) == list(expected)
     assert snapshot is not session.__dict__, "a copy: later assignments must not move the baseline"
-    assert {name: codec.encode(value) for name, value in snapshot.items()} == {
-        name: codec.encode(value) for name, value in expected.items()
+    assert {name: codec.encode(name, value) for name, value in snapshot.items()} == {
+        name: codec.encode(name, value) for name, value in expected.items()
     }
 
 

@@ -61,7 +61,7 @@ def test_a_change_between_values_python_calls_equal_is_still_a_change(before: An
     baseline = DictCodec.snapshot(session)
     session["v"] = after
     assert DictCodec.snapshot(session) != baseline
-    assert DictCodec.encode(DictCodec.snapshot(session)["v"]) == DictCodec.encode(after)
+    assert DictCodec.encode("v", DictCodec.snapshot(session)["v"]) == DictCodec.encode("v", after)
 
 
 def test_a_snapshot_does_not_change_when_the_data_does() -> None:

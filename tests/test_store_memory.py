@@ -173,12 +173,17 @@ async def test_in_place_writes_of_several_fields_of_changing_lengths() -> None:
     store = MemoryStore(clock=clock)
     fields = {"a": b"1", "b": b'"bb"', "c": b"[3]", "d": b"4"}
     await store.create("k", SessionRecord(fields, SessionMeta(clock.time(), clock.time() + 60)), ttl=60)
-    change = {"d": b"", "b": b'"a much longer value"', "a": b"[1,2,3,4]"}
+    change = {"d": b"{}", "b": b'"a much longer value"', "a": b"[1,2,3,4]"}
     assert await store.update("k", SessionChange(change), ttl=60) is WriteResult.OK
     assert await _round_trip(store, "k") == {**fields, **change}
     change2 = {"c": b"0", "e": b"5"}  # a new field: packed anew in a new layout
     assert await store.update("k", SessionChange(change2, frozenset({"a"})), ttl=60) is WriteResult.OK
-    assert await _round_trip(store, "k") == {"b": b'"a much longer value"', "c": b"0", "d": b"", "e": b"5"}
+    assert await _round_trip(store, "k") == {
+        "b": b'"a much longer value"',
+        "c": b"0",
+        "d": b"{}",
+        "e": b"5",
+    }
 
 
 @pytest.mark.anyio
@@ -425,3 +430,31 @@ async def test_a_full_store_finds_an_expired_session_behind_thousands_that_rolle
     assert "idle" not in store._data
     assert len(store) == 2500, "room made by reclaiming, not by evicting"
     assert all(f"one-shot{i}" in store._data for i in range(500))
+
+
+SPLICED = b'["x"],"user_id":999'  # joined into the session's document, this would set user_id too
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", [SPLICED, b"", b"1 2", b'"open', b"[1", b"\xff", b"nul\x00"], ids=repr)
+async def test_a_field_value_that_is_not_exactly_one_json_value_is_refused_and_nothing_written(
+    value: bytes,
+) -> None:
+    """A read hands the stored document over without a parse, so a write must not put a value in it
+    that would splice into other fields (or break the document); create, update and rename all refuse."""
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    meta = SessionMeta(clock.time(), clock.time() + 60)
+    with pytest.raises(ValueError, match="'cart' is not one"):
+        await store.create("k", SessionRecord({"user_id": b"1", "cart": value}, meta), ttl=60)
+    assert await store.load("k") is None
+    await store.create("k", SessionRecord({"user_id": b"1", "cart": b"[]"}, meta), ttl=60)
+    with pytest.raises(ValueError, match="'cart' is not one"):
+        await store.update("k", SessionChange({"cart": value}), ttl=60)
+    with pytest.raises(ValueError, match="'cart' is not one"):
+        await store.rename("k", "new", SessionChange({"cart": value}), ttl=60)
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert dict(loaded.fields) == {"user_id": b"1", "cart": b"[]"}, "nothing was written"
+    assert loaded.meta.version == 0
+    assert await store.load("new") is None

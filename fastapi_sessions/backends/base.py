@@ -126,9 +126,13 @@ def _name(name: object) -> str:
 
 
 def _json(name: str, value: object) -> bytes:
-    """One field as the compact JSON the engine reads (ASCII-escaped, as ``json.dumps`` writes it)."""
+    """One field as the compact JSON the engine reads (ASCII-escaped, as ``json.dumps`` writes it).
+
+    NaN and Infinity come out as ``NaN`` and ``Infinity``, which pydantic reads back: only a session
+    model that keeps them (``ser_json_inf_nan``) can have written them.
+    """
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        return json.dumps(value, separators=(",", ":")).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise CorruptRecordError(f"session field {name!r} is not JSON ({exc})") from exc
 

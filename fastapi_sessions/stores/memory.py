@@ -16,7 +16,7 @@ from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
 from ..logs import log
 from . import workers
-from .base import SessionChange, SessionRecord, WriteResult
+from .base import SessionChange, SessionRecord, WriteResult, json_value_problem
 from .packed import Entry
 from .segment import Segment
 
@@ -33,6 +33,23 @@ EVICTION_REPORT_INTERVAL = 60.0
 
 def _sessions(count: int) -> str:
     return f"{count} session" if count == 1 else f"{count} sessions"
+
+
+def _check(fields: Mapping[str, bytes]) -> None:
+    """Refuse a field whose value is not exactly one JSON value, before anything is written.
+
+    A read hands the stored document over as it is, so a value must be checked once, here: joined
+    into the document it would otherwise set other fields than its own. The engine only ever writes
+    single values; this is for other callers. (A parse of each written value: about 0.1 us for a
+    small one, 0.5 us per KB.)
+    """
+    for name, value in fields.items():
+        problem = json_value_problem(value)
+        if problem:
+            raise ValueError(
+                f"MemoryStore keeps each session field as one JSON value; {name!r} is not one "
+                f"({problem}). Nothing was written."
+            )
 
 
 class MemoryStore:
@@ -194,6 +211,7 @@ class MemoryStore:
         return record
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        _check(record.fields)
         if not workers.checked:  # the first session this process stores: is it one of several?
             workers.check()
         if self._find(key) is not None:
@@ -221,6 +239,7 @@ class MemoryStore:
     async def update(
         self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
     ) -> WriteResult:
+        _check(change.fields)
         found = self._find(key)
         if found is None:
             return WriteResult.MISSING
@@ -236,6 +255,7 @@ class MemoryStore:
         ttl: float,
         expected_version: int | None = None,
     ) -> WriteResult:
+        _check(change.fields)
         found = self._find(old_key)
         if found is None:
             return WriteResult.MISSING
