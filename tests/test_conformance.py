@@ -112,6 +112,44 @@ def test_a_harness_refuses_a_race_without_two_writers_or_a_round(writers: int, r
         StoreHarness(RowStore(clock), clock.time, fake_wait(clock), writers=writers, rounds=rounds)
 
 
+# -- PostgreSQL, on the local server --------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pool_size", [1, 4], ids=["pool-of-1", "fresh-pool-of-4"])
+async def test_a_postgres_store_that_reads_then_writes_fails_every_race(pool_size: int) -> None:
+    """The store of the report: the single race of two writers it once faced ran on a fresh pool,
+    whose lazily opened connections served the two one after the other."""
+    from .postgres_support import CONNECT, PostgresStore, asyncpg, postgres_table
+
+    async with postgres_table() as table:
+
+        async def harness() -> StoreHarness:
+            clock = FakeClock()
+            pool = await asyncpg.create_pool(**CONNECT, min_size=1, max_size=pool_size)
+            return StoreHarness(PostgresStore(pool, table, clock), clock.time, fake_wait(clock))
+
+        assert await failing(harness) == RACES
+
+
+@pytest.mark.postgres
+async def test_a_postgres_store_that_locks_its_rows_passes_every_check_with_two_clients() -> None:
+    from .postgres_support import CONNECT, PostgresStore, asyncpg, postgres_table
+
+    async with postgres_table() as table:
+
+        async def harness() -> StoreHarness:
+            clock = FakeClock()
+
+            async def connect() -> SessionStore:
+                pool = await asyncpg.create_pool(**CONNECT, min_size=1, max_size=4)
+                return PostgresStore(pool, table, clock, locked=True)
+
+            return StoreHarness(await connect(), clock.time, fake_wait(clock), connect=connect)
+
+        assert await failing(harness) == set()
+
+
 # -- the shipped Redis store, two clients as two worker processes ----------------------------------
 
 
