@@ -4,8 +4,8 @@
 method reads the row, decides in Python, then writes the whole row. With ``round_trips=False`` it never
 awaits, so each method is atomic under asyncio and the store is correct. With ``round_trips=True``
 each read and write awaits a checkpoint first, as a network database's round trip does: the same code,
-ported to a server without transactions, and broken under concurrency only. The subclasses are
-atomic but break one rule each.
+ported to a server without transactions, and broken under concurrency only. The subclasses break
+one rule each.
 """
 
 from __future__ import annotations
@@ -115,4 +115,18 @@ class OverwritingStore(RowStore):
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
         await self._write(key, record, ttl)
+        return WriteResult.OK
+
+
+class DuplicateKeyStore(RowStore):
+    """Broken: a create looks for the key, then inserts, and the insert fails on a key that appeared
+    meanwhile (a primary key violation) instead of answering EXISTS."""
+
+    async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        if await self._read(key) is not None:
+            return WriteResult.EXISTS
+        await checkpoint()  # the insert's round trip
+        if key in self.rows:
+            raise RuntimeError(f"duplicate key value violates unique constraint ({key})")
+        self.rows[key] = (min(self.clock.time() + ttl, record.meta.expires_at), record)
         return WriteResult.OK

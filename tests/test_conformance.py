@@ -11,9 +11,10 @@ from anyio import sleep as anyio_sleep
 from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.stores import SessionStore
 from fastapi_sessions.testing import CHECKS, CONCURRENCY_CHECKS, FakeClock, StoreHarness, fake_wait
+from fastapi_sessions.testing.concurrency import check_concurrent_creates_of_one_key_have_one_winner
 
 from .backend_support import DictBackend
-from .broken_stores import OverwritingStore, ResurrectingStore, RowStore
+from .broken_stores import DuplicateKeyStore, OverwritingStore, ResurrectingStore, RowStore
 
 pytestmark = pytest.mark.anyio
 
@@ -72,6 +73,16 @@ async def test_a_store_that_overwrites_on_create_fails_the_checks_of_creation() 
         "check_create_never_overwrites",
         "check_concurrent_creates_of_one_key_have_one_winner",
     }
+
+
+async def test_a_store_that_raises_on_a_concurrent_create_fails_with_an_assertion_naming_the_error() -> (
+    None
+):
+    assert await failing(on(DuplicateKeyStore)) == {"check_concurrent_creates_of_one_key_have_one_winner"}
+    clock = FakeClock()
+    harness = StoreHarness(DuplicateKeyStore(clock), clock.time, fake_wait(clock))
+    with pytest.raises(AssertionError, match=r"raised RuntimeError.*duplicate key"):
+        await check_concurrent_creates_of_one_key_have_one_winner(harness)
 
 
 async def test_a_store_atomic_within_one_client_only_fails_every_race_between_two_clients() -> None:

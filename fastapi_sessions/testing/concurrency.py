@@ -79,7 +79,23 @@ async def _race(
             f"{len(writers)} writers racing on one key did not finish within {_HANG_GUARD:.0f} s: "
             "the store deadlocks when writes overlap."
         ) from None
+    except Exception as group:  # the task group's ExceptionGroup
+        failure = _first(group)
+        if isinstance(failure, AssertionError):
+            raise failure from None
+        raise AssertionError(
+            f"a store call racing on one key raised {failure!r}. Concurrent writes must each get an "
+            "answer (OK, EXISTS, MISSING, CONFLICT), never an error: a duplicate key, a deadlock or "
+            "a serialization failure is the store's to resolve."
+        ) from failure
     return [results[index] for index in range(len(writers))]
+
+
+def _first(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups; ``error`` itself if it is none."""
+    while isinstance(inner := getattr(error, "exceptions", None), tuple) and inner:
+        error = inner[0]
+    return error
 
 
 def _ttl(h: StoreHarness) -> float:
