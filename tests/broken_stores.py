@@ -10,6 +10,7 @@ one rule each.
 
 from __future__ import annotations
 
+import anyio
 from anyio.lowlevel import checkpoint
 
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
@@ -130,3 +131,24 @@ class DuplicateKeyStore(RowStore):
             raise RuntimeError(f"duplicate key value violates unique constraint ({key})")
         self.rows[key] = (min(self.clock.time() + ttl, record.meta.expires_at), record)
         return WriteResult.OK
+
+
+class HangingStore(RowStore):
+    """Broken: an update that meets another one in flight waits for it forever (a lock-order
+    deadlock, as two transactions that lock the same rows in opposite order can have)."""
+
+    def __init__(self, clock: FakeClock, *, round_trips: bool = False) -> None:
+        super().__init__(clock, round_trips=round_trips)
+        self.updating = 0
+
+    async def update(
+        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+    ) -> WriteResult:
+        self.updating += 1
+        await checkpoint()
+        if self.updating > 1:
+            await anyio.Event().wait()  # never set
+        try:
+            return await super().update(key, change, ttl=ttl, expected_version=expected_version)
+        finally:
+            self.updating -= 1

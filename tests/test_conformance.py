@@ -11,10 +11,10 @@ from anyio import sleep as anyio_sleep
 from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.stores import SessionStore
 from fastapi_sessions.testing import CHECKS, CONCURRENCY_CHECKS, FakeClock, StoreHarness, fake_wait
-from fastapi_sessions.testing.concurrency import check_concurrent_creates_of_one_key_have_one_winner
+from fastapi_sessions.testing import concurrency as races
 
 from .backend_support import DictBackend
-from .broken_stores import DuplicateKeyStore, OverwritingStore, ResurrectingStore, RowStore
+from .broken_stores import DuplicateKeyStore, HangingStore, OverwritingStore, ResurrectingStore, RowStore
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,18 @@ async def test_a_store_that_raises_on_a_concurrent_create_fails_with_an_assertio
     clock = FakeClock()
     harness = StoreHarness(DuplicateKeyStore(clock), clock.time, fake_wait(clock))
     with pytest.raises(AssertionError, match=r"raised RuntimeError.*duplicate key"):
-        await check_concurrent_creates_of_one_key_have_one_winner(harness)
+        await races.check_concurrent_creates_of_one_key_have_one_winner(harness)
+
+
+async def test_a_store_that_deadlocks_when_updates_overlap_fails_the_race_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The store never answers, so however fast the machine, the guard is what ends the race.
+    monkeypatch.setattr(races, "_HANG_GUARD", 0.1)
+    clock = FakeClock()
+    harness = StoreHarness(HangingStore(clock), clock.time, fake_wait(clock))
+    with pytest.raises(AssertionError, match=r"did not finish within .* deadlocks"):
+        await races.check_concurrent_updates_of_different_fields_all_survive(harness)
 
 
 async def test_a_store_atomic_within_one_client_only_fails_every_race_between_two_clients() -> None:
