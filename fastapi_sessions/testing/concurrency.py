@@ -9,9 +9,9 @@ every writer read before the first one writes, and fails in the first round, eve
 store gets every writer's first request on the wire before any reply is read; the rounds make up for
 what the server may still reorder.
 
-With a ``harness.connect``, every other writer runs on a second client of the same storage, as in a
-second worker process: that catches a store whose atomicity is a lock (or a pool of one connection)
-inside one client.
+With a ``harness.connect``, the writers are spread over two clients of the same storage, as over two
+worker processes: that catches a store whose atomicity is a lock (or a pool of one connection) inside
+one client. Before it races, each client serves one request (see ``StoreHarness.clients``).
 """
 
 from __future__ import annotations
