@@ -4,6 +4,8 @@
 * :func:`session_cookie`: a valid signed cookie value for a session ID, for tests that craft requests.
 * :class:`RecordingStore`: wraps a store, counts its calls, and can simulate an outage.
 * :class:`StoreConformance`: the store contract as a pytest test class; subclass it to check a store.
+* :data:`CHECKS`: the same checks as plain async functions; :data:`CONCURRENCY_CHECKS`, those of them
+  that race writers on one record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .clock import FakeClock
+from .concurrency import CONCURRENCY_CHECKS
 from .conformance import CHECKS, StoreHarness
 from .cookies import session_cookie, session_store_key
 from .recording import RecordingStore
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
+    "CONCURRENCY_CHECKS",
     "FakeClock",
     "RecordingStore",
     "StoreConformance",

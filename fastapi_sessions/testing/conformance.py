@@ -7,48 +7,11 @@ let time pass: a fake clock for in-process stores, real sleeps for a server (wit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from ..stores.base import SessionChange, SessionMeta, SessionRecord, WriteResult, json_document
+from .concurrency import CONCURRENCY_CHECKS
+from .harness import Check, StoreHarness
 
-import anyio
-
-from ..signing import new_session_id, store_key
-from ..stores.base import (
-    SessionChange,
-    SessionMeta,
-    SessionRecord,
-    SessionStore,
-    WriteResult,
-    json_document,
-)
-
-__all__ = ["CHECKS", "StoreHarness"]
-
-
-@dataclass
-class StoreHarness:
-    """A store under test and the time it lives in."""
-
-    store: SessionStore
-    now: Callable[[], float]
-    """Wall-clock seconds, as the store sees them."""
-    wait: Callable[[float], Awaitable[None]]
-    """Let this many seconds pass for the store (advance a fake clock, or sleep)."""
-    unit: float = 1.0
-    """Seconds used as the TTL scale of the checks; small for stores on real time."""
-
-    def key(self) -> str:
-        """A fresh, unused store key."""
-        return store_key(new_session_id(), "conformance")
-
-    def record(self, fields: dict[str, bytes] | None = None, *, life: float = 100.0) -> SessionRecord:
-        """A record created now that expires in ``life`` units."""
-        now = self.now()
-        data = fields if fields is not None else {"user_id": b"42", "cart": b'["a"]'}
-        return SessionRecord(dict(data), SessionMeta(now, now + life * self.unit, False, 0))
-
-
-Check = Callable[[StoreHarness], Awaitable[None]]
+__all__ = ["CHECKS", "Check", "StoreHarness"]
 
 
 def _same(a: SessionRecord | None, b: SessionRecord) -> None:
@@ -131,21 +94,6 @@ async def check_version_check_refuses_a_stale_writer(h: StoreHarness) -> None:
     assert loaded is not None
     assert loaded.fields["n"] == b"1", "a refused write must change nothing"
     assert loaded.meta.version == 1
-
-
-async def check_concurrent_updates_of_different_fields_both_survive(h: StoreHarness) -> None:
-    key = h.key()
-    await h.store.create(key, h.record({"a": b"0", "b": b"0"}), ttl=10 * h.unit)
-
-    async def write(name: str) -> None:
-        await h.store.update(key, SessionChange({name: b"1"}), ttl=10 * h.unit)
-
-    async with anyio.create_task_group() as group:
-        for name in ("a", "b"):
-            group.start_soon(write, name)
-    loaded = await h.store.load(key)
-    assert loaded is not None
-    assert dict(loaded.fields) == {"a": b"1", "b": b"1"}
 
 
 async def check_rename_moves_the_record_and_applies_the_change(h: StoreHarness) -> None:
@@ -257,7 +205,6 @@ CHECKS: tuple[Check, ...] = (
     check_update_writes_only_the_given_fields,
     check_update_can_change_expiry_and_persistence,
     check_version_check_refuses_a_stale_writer,
-    check_concurrent_updates_of_different_fields_both_survive,
     check_rename_moves_the_record_and_applies_the_change,
     check_rename_of_missing_key_is_missing_and_creates_nothing,
     check_rename_onto_existing_key_is_refused,
@@ -268,5 +215,6 @@ CHECKS: tuple[Check, ...] = (
     check_touch_never_goes_past_expires_at,
     check_update_resets_the_ttl,
     check_keys_are_isolated,
+    *CONCURRENCY_CHECKS,
 )
-"""Every check of the store contract, in a stable order."""
+"""Every check of the store contract, in a stable order: one operation at a time, then the races."""
