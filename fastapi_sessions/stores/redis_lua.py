@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis store: each store operation is one of them, run by SHA.
 
 The session hash holds ``=name`` fields (session data, JSON) and ``c``/``e``/``p``/``v``/``w``
-(created, expires, persistent, version, token of the last version-checked write or regeneration),
-and ``x`` once a regeneration was called off (the token it must no longer run with).
+(created, expires, persistent, version, and the token of the create or of the last version-checked
+write or regeneration), and ``x`` once a regeneration was called off (the token it must no longer
+run with).
 """
 
 # ARGV: touch_ms. Returns the hash as a flat list; refreshes the TTL, never past field 'e'.
@@ -21,10 +22,14 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return data
 """
 
-# ARGV: ttl_ms, field, value, ... Returns 1 if created, 0 if the key exists.
+# ARGV: ttl_ms, write token, field, value, ... Returns 1 if created, 0 if the key exists. The token
+# makes a create that redis-py sent again after a lost reply answer 1, not a false 0 (an ID collision).
 CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'w') == ARGV[2] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'w', ARGV[2], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
