@@ -181,3 +181,23 @@ async def test_a_create_sent_again_after_its_reply_was_lost_is_no_id_collision(
         assert await keys(admin, prefix) == {key_of(prefix, cookie)}  # one session, nothing orphaned
         client.cookies.clear()
         assert await me(client, cookie) == {"user_id": None, "cart": ["apple"], "prefs": {}}
+
+
+# -- update: what a 503 promises (docs/lifecycle.md, "When the store's answer is lost") ----------------
+
+
+async def test_a_change_whose_reply_is_lost_gets_a_503_that_changes_no_cookie_though_it_was_saved(
+    proxy: TcpProxy, admin: Redis, prefix: str
+) -> None:
+    """The documented meaning of a 503 at commit: not confirmed, which is not always not saved. The
+    cookie is unchanged and the change is whole; Redis did apply it."""
+    async with app_through(proxy, prefix) as client:
+        assert (await client.post("/cart/apple")).status_code == 200
+        cookie = client.cookies[COOKIE]
+        proxy.drop_reply(sha(lua.UPDATE))
+        response = await client.post("/cart/pear")
+        assert response.status_code == 503, response.text
+        assert "set-cookie" not in response.headers
+        assert client.cookies[COOKIE] == cookie
+        assert await me(client, cookie) == {"user_id": None, "cart": ["apple", "pear"], "prefs": {}}
+        assert await keys(admin, prefix) == {key_of(prefix, cookie)}
