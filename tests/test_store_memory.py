@@ -96,11 +96,11 @@ def test_from_url_reads_max_entries_and_rejects_nonsense() -> None:
 class _ResurrectingStore(MemoryStore):
     """Broken on purpose: update() writes even when the record is gone."""
 
-    async def update(self, key, change, *, ttl, expected_version=None):  # type: ignore[no-untyped-def]
+    async def update(self, key, change, *, ttl, expected=None):  # type: ignore[no-untyped-def]
         if key not in self._data:
             await self.create(key, SessionRecord(dict(change.fields), SessionMeta(0, 1e12)), ttl=ttl)
             return WriteResult.OK
-        return await super().update(key, change, ttl=ttl, expected_version=expected_version)
+        return await super().update(key, change, ttl=ttl, expected=expected)
 
 
 class _OverwritingStore(MemoryStore):

@@ -7,11 +7,12 @@ Redis store as soon as the app runs more than one process.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
-from .base import SessionChange, SessionRecord, WriteResult
+from .base import SessionChange, SessionRecord, WriteResult, meets
 from .packed import Entry
 
 __all__ = ["MemoryStore"]
@@ -132,22 +133,30 @@ class MemoryStore:
         return WriteResult.OK
 
     def _apply(
-        self, entry: Entry, change: SessionChange, ttl: float, expected_version: int | None
+        self,
+        entry: Entry,
+        change: SessionChange,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None,
     ) -> WriteResult:
-        meta = entry.meta()
-        if expected_version is not None and meta.version != expected_version:
+        if expected and not meets(entry.record().fields, expected):
             return WriteResult.CONFLICT
-        entry.deadline = self._deadline(ttl, entry.apply(change, meta).expires_at)
+        entry.deadline = self._deadline(ttl, entry.apply(change, entry.meta()).expires_at)
         return WriteResult.OK
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         entry = self._live(key)
         if entry is None:
             return WriteResult.MISSING
         # A deadline moved earlier is still honoured by _live(); the heap catches up when it surfaces.
-        return self._apply(entry, change, ttl, expected_version)
+        return self._apply(entry, change, ttl, expected)
 
     async def rename(
         self,
@@ -156,14 +165,14 @@ class MemoryStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         entry = self._live(old_key)
         if entry is None:
             return WriteResult.MISSING
         if self._live(new_key) is not None:
             return WriteResult.EXISTS
-        if self._apply(entry, change, ttl, expected_version) is not WriteResult.OK:
+        if self._apply(entry, change, ttl, expected) is not WriteResult.OK:
             return WriteResult.CONFLICT
         del self._data[old_key]
         self._insert(new_key, entry)

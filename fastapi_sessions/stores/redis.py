@@ -47,7 +47,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 from . import redis_lua as lua
-from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult
+from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult, meets
 
 __all__ = ["RedisStore"]
 
@@ -68,10 +68,6 @@ _RESULTS = {
     b"conflict": WriteResult.CONFLICT,
     b"exists": WriteResult.EXISTS,
 }
-
-
-def _version(expected: int | None) -> bytes:
-    return b"" if expected is None else str(expected).encode()
 
 
 # What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
@@ -131,7 +127,10 @@ def _literal_pattern(text: str) -> str:
     return "".join("\\" + char if char in "\\*?[]" else char for char in text)
 
 
-def _change_args(change: SessionChange) -> list[bytes]:
+def _change_args(change: SessionChange, expected: Mapping[str, bytes | None] | None) -> list[bytes]:
+    """UPDATE's and RENAME's arguments after the token: the fields to set, the expectations, the
+    fields to delete. An expected value goes as it is (b'' for absent: a JSON value is never empty);
+    this sends the changed fields' old values along, and only under version checks."""
     sets: list[bytes] = []
     for name, value in change.fields.items():
         sets += (_DATA + name.encode(), value)
@@ -139,8 +138,11 @@ def _change_args(change: SessionChange) -> list[bytes]:
         sets += (b"e", _float(change.expires_at))
     if change.persistent is not None:
         sets += (b"p", b"1" if change.persistent else b"0")
+    checks: list[bytes] = []
+    for name, expected_value in (expected or {}).items():
+        checks += (_DATA + name.encode(), expected_value or b"")
     removed = [_DATA + name.encode() for name in change.removed]
-    return [str(len(sets)).encode(), *sets, *removed]
+    return [str(len(sets)).encode(), *sets, str(len(checks)).encode(), *checks, *removed]
 
 
 def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
@@ -294,14 +296,17 @@ class RedisStore:
         return WriteResult.OK if created == 1 else WriteResult.EXISTS
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         # A token only where a false conflict could matter: version-checked writes.
-        token = b"" if expected_version is None else os.urandom(8).hex().encode()
-        args: list[Any] = [_ms(ttl), _version(expected_version), token]
-        result = await self._run(
-            "update", self._update(keys=[self._key(key)], args=args + _change_args(change))
-        )
+        token = b"" if expected is None else os.urandom(8).hex().encode()
+        args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
+        result = await self._run("update", self._update(keys=[self._key(key)], args=args))
         return _RESULTS[_bytes(result)]
 
     async def rename(
@@ -311,14 +316,14 @@ class RedisStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         if self._cluster:
-            return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
+            return await self._rename_across_slots(old_key, new_key, change, ttl, expected)
         token = os.urandom(8).hex().encode()
-        args: list[Any] = [_ms(ttl), _version(expected_version), token]
+        args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
         keys = [self._key(old_key), self._key(new_key)]
-        rename = self._rename(keys=keys, args=args + _change_args(change))
+        rename = self._rename(keys=keys, args=args)
         try:
             result = await self._run("regeneration", rename)
         except (ResponseError, CorruptRecordError):
@@ -347,7 +352,12 @@ class RedisStore:
         return result
 
     async def _rename_across_slots(
-        self, old_key: str, new_key: str, change: SessionChange, ttl: float, expected: int | None
+        self,
+        old_key: str,
+        new_key: str,
+        change: SessionChange,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None,
     ) -> WriteResult:
         """On Cluster the two keys live in different slots: create the new one, then drop the old.
 
@@ -357,7 +367,7 @@ class RedisStore:
         old = await self.load(old_key)
         if old is None:
             return WriteResult.MISSING
-        if expected is not None and old.meta.version != expected:
+        if not meets(old.fields, expected):
             return WriteResult.CONFLICT
         result = await self.create(new_key, old.applied(change), ttl=ttl)
         if result is not WriteResult.OK:
