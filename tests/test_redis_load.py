@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from fastapi_sessions import SessionManager, SessionStoreError
 from fastapi_sessions.stores import SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.factory import store_from_settings
 from fastapi_sessions.stores.redis import RedisStore
 
 from .conftest import UserSession, make_app, make_settings
@@ -125,13 +126,17 @@ async def test_the_wait_for_a_connection_ends_at_the_store_deadline_and_says_so(
 ) -> None:
     """A call that cannot get one of the pool's connections in time fails (a 503), never hangs, and
     its error names the pool size and how to raise it."""
-    store = RedisStore.from_url(server.url + "?max_connections=1", prefix=prefix, timeout=0.3)
+    settings = make_settings(
+        store_url=server.url + "?max_connections=1", store_prefix=prefix, store_timeout=0.3
+    )
+    store = store_from_settings(settings)
+    assert isinstance(store, RedisStore)
     try:
         assert store._connections is not None
         async with store._connections:  # the one connection is busy, for as long as this lasts
             with anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
                 await store.load("k")
-        assert "stayed busy" in str(caught.value)
+        assert "stayed busy for 0.3 s (SESSION_STORE_TIMEOUT)" in str(caught.value)
         assert "?max_connections=N in SESSION_STORE_URL (now 1)" in str(caught.value)
         assert await store.load("k") is None  # free again: served
     finally:

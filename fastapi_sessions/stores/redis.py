@@ -195,6 +195,7 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
         owns_client: bool = False,
+        built_from_settings: bool = False,
     ) -> None:
         if not prefix:
             raise SessionConfigError(
@@ -213,6 +214,13 @@ class RedisStore:
         self.timeout = timeout
         self._owns_client = owns_client
         self._cluster = isinstance(client, RedisCluster)
+        # What errors tell the operator to change: the SESSION_* settings only if they built it.
+        self._timeout_name = "SESSION_STORE_TIMEOUT" if built_from_settings else "the store's timeout="
+        self._pool_size_hint = (
+            "?max_connections=N in SESSION_STORE_URL"
+            if built_from_settings
+            else "max_connections where the store is built (?max_connections=N in its URL)"
+        )
         # A free connection for each call, or a wait for one. redis-py's BlockingConnectionPool
         # waits too, but costs every command an asyncio.Condition round (+15 us a read, measured);
         # an uncontended semaphore costs 0.8 us.
@@ -233,14 +241,22 @@ class RedisStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
+        built_from_settings: bool = False,
         **client_options: Any,
     ) -> RedisStore:
         """A store on a new connection pool for ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         Query options are redis-py's (``?socket_timeout=0.5`` ...); no connection is made here.
+        ``built_from_settings``: the manager built it from ``SESSION_STORE_*``, which errors then name.
         """
         client = new_client(url, timeout=timeout, **client_options)
-        return cls(client, prefix=prefix, timeout=timeout, owns_client=True)
+        return cls(
+            client,
+            prefix=prefix,
+            timeout=timeout,
+            owns_client=True,
+            built_from_settings=built_from_settings,
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -250,8 +266,9 @@ class RedisStore:
         ``SessionStoreError``."""
         connections = self._connections
         started = False
+        seconds = self.timeout * deadlines
         try:
-            async with _deadline(self.timeout * deadlines):
+            async with _deadline(seconds):
                 if connections is None:
                     return await call
                 async with connections:
@@ -262,15 +279,14 @@ class RedisStore:
                 if isinstance(call, Coroutine):  # never awaited: the deadline ran out first
                     call.close()
                 raise SessionStoreError(
-                    f"Every connection to Redis stayed busy for {self.timeout} s "
-                    f"(SESSION_STORE_TIMEOUT) while a session {what} waited for one: Redis is slow, "
-                    "or the pool is too small for the load; raise its size with ?max_connections=N "
-                    "in SESSION_STORE_URL (now "
+                    f"Every connection to Redis stayed busy for {seconds:g} s ({self._timeout_name}) "
+                    f"while a session {what} waited for one: Redis is slow, or the pool is too small "
+                    f"for the load; raise {self._pool_size_hint} (now "
                     f"{self.client.connection_pool.max_connections})."  # type: ignore[union-attr]
                 ) from exc
             raise SessionStoreError(
-                f"Redis did not answer a session {what} within {self.timeout * deadlines:g} s "
-                "(SESSION_STORE_TIMEOUT); check that Redis is up and reachable."
+                f"Redis did not answer a session {what} within {seconds:g} s ({self._timeout_name}); "
+                "check that Redis is up and reachable."
             ) from exc
         except ResponseError as exc:
             if str(exc).startswith("WRONGTYPE"):
@@ -417,5 +433,7 @@ class RedisStore:
                 return
 
     async def aclose(self) -> None:
+        """Close the connection pool if this store built it (``from_url``); a client passed in is
+        left open: it is yours to close (``await store.client.aclose()``)."""
         if self._owns_client:
             await self.client.aclose()
