@@ -20,7 +20,7 @@ from pydantic import BaseModel, create_model
 from fastapi_sessions import SessionConfigError, SessionManager, SessionStore
 from fastapi_sessions.backends import as_store
 from fastapi_sessions.stores import MemoryStore
-from fastapi_sessions.testing import FakeClock
+from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .backend_support import DictBackend
 from .conftest import make_settings
@@ -34,10 +34,12 @@ Many: type[BaseModel] = create_model("Many", **{f"f{i}": (int, 0) for i in range
 CLOCK = FakeClock(start=time.time())  # the app's and the stores' (Redis keeps real time)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), "backend"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), "backend", "recording"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
     if request.param == "memory":
         yield MemoryStore(clock=CLOCK)
+    elif request.param == "recording":  # the test helper passes expected= through
+        yield RecordingStore(MemoryStore(clock=CLOCK))
     elif request.param == "backend":
         yield as_store(DictBackend(CLOCK), clock=CLOCK)
     else:
