@@ -1,10 +1,11 @@
 """The Redis store, on ``redis.asyncio``: standalone, Sentinel-managed or Cluster clients.
 
 Each session is one Redis hash: one hash field per top-level session field (``=name``), plus the
-metadata fields ``c`` (created), ``e`` (expires), ``p`` (persistent) and ``v`` (version). Writes go
-through Lua scripts run by SHA (redis-py reloads them on ``NOSCRIPT``), so each operation is one
-command: a read with its rolling TTL refresh, a create that never overwrites, an update that never
-resurrects and writes only the fields that changed.
+metadata fields ``c`` (created), ``e`` (expires), ``p`` (persistent) and ``v`` (version), and write
+tokens (``redis_lua`` has the details). Writes go through Lua scripts run by SHA (redis-py reloads
+them on ``NOSCRIPT``), so each operation is one command: a read with its rolling TTL refresh, a
+create that never overwrites, an update that never resurrects and writes only the fields that
+changed. The client a store builds for itself comes from ``redis_client``.
 
 Every call runs under this store's own deadline (``timeout``), whatever the client's socket settings,
 so a dead or black-holed server costs a request at most that long.
@@ -13,7 +14,6 @@ so a dead or black-holed server costs a request at most that long.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
 import os
 import sys
@@ -23,8 +23,6 @@ from typing import Any
 try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ResponseError
 except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox session
     raise ImportError(
@@ -48,13 +46,12 @@ else:  # pragma: no cover - Python 3.10
 
 from . import redis_lua as lua
 from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult, meets
+from .redis_client import new_client
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "new_client"]
 
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
-# Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
-DEFAULT_MAX_CONNECTIONS = 100
 # Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
 _CLEAR_BATCH = 500
 # How many of its deadlines a store gives the check of a write whose reply never came: longer than a
@@ -68,15 +65,6 @@ _RESULTS = {
     b"conflict": WriteResult.CONFLICT,
     b"exists": WriteResult.EXISTS,
 }
-
-
-# What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
-# lib_name and lib_version before (deprecated since).
-_NO_CLIENT_INFO: dict[str, None] = (
-    {"driver_info": None}
-    if importlib.util.find_spec("redis.driver_info")
-    else {"lib_name": None, "lib_version": None}
-)
 
 
 def _ms(seconds: float) -> int:
@@ -143,35 +131,6 @@ def _change_args(change: SessionChange, expected: Mapping[str, bytes | None] | N
         checks += (_DATA + name.encode(), expected_value or b"")
     removed = [_DATA + name.encode() for name in change.removed]
     return [str(len(sets)).encode(), *sets, str(len(checks)).encode(), *checks, *removed]
-
-
-def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
-    """A client on a new connection pool, with the store's defaults; no connection is made here.
-
-    From ``url`` when given, else from the options alone (``host=``, ``port=``, ``db=`` ...).
-    """
-    # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
-    # second timer to each command (measured: ~5% of a read under load).
-    client_options.setdefault("socket_timeout", None)
-    client_options.setdefault("socket_connect_timeout", timeout)
-    # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
-    # (the store's deadline still bounds the whole call).
-    client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
-    client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
-    # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
-    # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
-    # needed the whole 1 s deadline, timed out, was discarded, and the next request started cold
-    # again (100% 503 from a slow but working Redis). RESP2 needs no HELLO, and no client info
-    # means no SETINFO; ?protocol=3 in the URL brings RESP3 back, at one round trip per connection.
-    client_options.setdefault("protocol", 2)
-    for name, value in _NO_CLIENT_INFO.items():
-        client_options.setdefault(name, value)
-    if url is None:
-        return Redis(**client_options)
-    try:
-        return Redis.from_url(url, **client_options)
-    except ValueError as exc:
-        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
 
 
 class RedisStore:
