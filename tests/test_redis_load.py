@@ -19,7 +19,7 @@ pytest.importorskip("redis")
 from redis.asyncio import Redis
 
 from fastapi_sessions import SessionManager, SessionStoreError
-from fastapi_sessions.stores import SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores.factory import store_from_settings
 from fastapi_sessions.stores.redis import RedisStore
 
@@ -139,6 +139,26 @@ async def test_the_wait_for_a_connection_ends_at_the_store_deadline_and_says_so(
         assert "stayed busy for 0.3 s (SESSION_STORE_TIMEOUT)" in str(caught.value)
         assert "?max_connections=N in SESSION_STORE_URL (now 1)" in str(caught.value)
         assert await store.load("k") is None  # free again: served
+    finally:
+        await store.aclose()
+
+
+async def test_a_regenerate_that_never_got_a_connection_is_not_checked_for(
+    server: Server, prefix: str
+) -> None:
+    """A regenerate that timed out waiting for a connection never reached Redis: it fails after one
+    deadline, without the check a lost reply needs (which would wait up to three more)."""
+    store = RedisStore.from_url(server.url + "?max_connections=1", prefix=prefix, timeout=0.3)
+    try:
+        assert await store.create("old", record("old"), ttl=600) is WriteResult.OK
+        assert store._connections is not None
+        async with store._connections:
+            with anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
+                await store.rename("old", "new", SessionChange(), ttl=600)
+        assert "stayed busy" in str(caught.value)
+        assert "check" not in str(caught.value)
+        assert await store.load("old") is not None
+        assert await store.load("new") is None
     finally:
         await store.aclose()
 

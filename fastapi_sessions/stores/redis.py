@@ -133,6 +133,10 @@ def _change_args(change: SessionChange, expected: Mapping[str, bytes | None] | N
     return [str(len(sets)).encode(), *sets, str(len(checks)).encode(), *checks, *removed]
 
 
+class _NeverSent(SessionStoreError):
+    """No connection came free within the deadline: the command was never sent."""
+
+
 class RedisStore:
     """Sessions in Redis, one hash per session under ``prefix + key``.
 
@@ -237,7 +241,7 @@ class RedisStore:
             if connections is not None and not started:
                 if isinstance(call, Coroutine):  # never awaited: the deadline ran out first
                     call.close()
-                raise SessionStoreError(
+                raise _NeverSent(
                     f"Every connection to Redis stayed busy for {seconds:g} s ({self._timeout_name}) "
                     f"while a session {what} waited for one: Redis is slow, or the pool is too small "
                     f"for the load; raise {self._pool_size_hint} (now "
@@ -301,8 +305,8 @@ class RedisStore:
         rename = self._rename(keys=keys, args=args)
         try:
             result = await self._run("regeneration", rename)
-        except (ResponseError, CorruptRecordError):
-            raise  # Redis answered, with a refusal: nothing ran
+        except (ResponseError, CorruptRecordError, _NeverSent):
+            raise  # Redis refused it, or never got it: nothing ran
         except Exception as exc:
             # No answer (the deadline, a lost connection): the script may have run, or still may. The
             # request must either send the new cookie or leave the old session usable, so find out.
