@@ -26,7 +26,7 @@ Run the shipped conformance suite against it (see tests/test_examples.py):
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -66,12 +66,17 @@ class CountingStore:
         return await self.inner.create(key, record, ttl=ttl)
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
-        # Only an existing record (MISSING otherwise: never resurrect); CONFLICT when
-        # `expected_version` is given and differs; on OK the version goes up by one.
+        # Only an existing record (MISSING otherwise: never resurrect); CONFLICT when `expected` is
+        # given and a field it names holds another value; on OK the version goes up by one.
         self._note("update", key)
-        return await self.inner.update(key, change, ttl=ttl, expected_version=expected_version)
+        return await self.inner.update(key, change, ttl=ttl, expected=expected)
 
     async def rename(
         self,
@@ -80,11 +85,11 @@ class CountingStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         # regenerate(): move the record with `change` applied, atomically; MISSING, EXISTS, CONFLICT.
         self._note("rename", old_key)
-        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected_version=expected_version)
+        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected=expected)
 
     async def delete(self, key: str) -> None:
         # Remove if present; deleting an absent key is fine.

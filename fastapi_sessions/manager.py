@@ -20,7 +20,7 @@ from .hook import Exchange, SessionHook, scope_key
 from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
-from .stores.factory import store_from_settings
+from .stores.factory import check_store_settings, store_from_settings
 
 __all__ = ["SessionManager"]
 
@@ -53,6 +53,8 @@ class SessionManager(Generic[M]):
         self.settings = settings if settings is not None else SessionSettings()
         clock = clock or SystemClock()
         self._owns_store = store is None
+        if store is not None:
+            check_store_settings(self.settings, store)
         self.store: SessionStore = (
             as_store(store, clock=clock)
             if store is not None

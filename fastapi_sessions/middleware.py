@@ -30,7 +30,7 @@ from .hook import Exchange, scope_key, second_door, shutdown_send, unavailable_m
 from .session import Session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
-from .stores.factory import store_from_settings
+from .stores.factory import check_store_settings, store_from_settings
 
 __all__ = ["SessionMiddleware", "request_session"]
 
@@ -80,6 +80,8 @@ class SessionMiddleware:
         self.settings = settings_from(settings, options, "SessionMiddleware")
         clock = clock or SystemClock()
         self._owns_store = backend is None
+        if backend is not None:
+            check_store_settings(self.settings, backend)
         self.store: SessionStore = (
             store_from_settings(self.settings, clock=clock)
             if backend is None

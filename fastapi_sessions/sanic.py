@@ -50,7 +50,7 @@ from .logs import log
 from .session import Session, live_session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
-from .stores.factory import store_from_settings
+from .stores.factory import check_store_settings, store_from_settings
 
 __all__ = ["SanicSessions", "install"]
 
@@ -301,6 +301,8 @@ def install(
     live: dict[int, Session[Any]] = {}
     codec: Codec[Any] = DictCodec(live) if model is None else ModelCodec(model)
     clock = clock or SystemClock()
+    if backend is not None:
+        check_store_settings(settings, backend)
     store = (
         store_from_settings(settings, clock=clock) if backend is None else as_store(backend, clock=clock)
     )

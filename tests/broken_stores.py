@@ -10,10 +10,13 @@ one rule each.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anyio
 from anyio.lowlevel import checkpoint
 
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.base import meets
 from fastapi_sessions.testing import FakeClock
 
 
@@ -60,12 +63,17 @@ class RowStore:
         return WriteResult.OK
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         record = await self._read(key)
         if record is None:
             return WriteResult.MISSING
-        if expected_version is not None and record.meta.version != expected_version:
+        if not meets(record.fields, expected):
             return WriteResult.CONFLICT
         await self._write(key, record.applied(change), ttl)
         return WriteResult.OK
@@ -77,14 +85,14 @@ class RowStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         record = await self._read(old_key)
         if record is None:
             return WriteResult.MISSING
         if await self._read(new_key) is not None:
             return WriteResult.EXISTS
-        if expected_version is not None and record.meta.version != expected_version:
+        if not meets(record.fields, expected):
             return WriteResult.CONFLICT
         await self._write(new_key, record.applied(change), ttl)
         await self.delete(old_key)
@@ -102,13 +110,18 @@ class ResurrectingStore(RowStore):
     """Broken: an update of a missing record writes the change as a new record."""
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         if await self._read(key) is None:
             now = self.clock.time()
             await self._write(key, SessionRecord(dict(change.fields), SessionMeta(now, now + ttl)), ttl)
             return WriteResult.OK
-        return await super().update(key, change, ttl=ttl, expected_version=expected_version)
+        return await super().update(key, change, ttl=ttl, expected=expected)
 
 
 class OverwritingStore(RowStore):
@@ -142,13 +155,18 @@ class HangingStore(RowStore):
         self.updating = 0
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         self.updating += 1
         await checkpoint()
         if self.updating > 1:
             await anyio.Event().wait()  # never set
         try:
-            return await super().update(key, change, ttl=ttl, expected_version=expected_version)
+            return await super().update(key, change, ttl=ttl, expected=expected)
         finally:
             self.updating -= 1

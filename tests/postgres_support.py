@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores.base import meets
 from fastapi_sessions.testing import FakeClock
 
 asyncpg = pytest.importorskip("asyncpg")
@@ -121,13 +122,18 @@ class PostgresStore:
             return WriteResult.OK
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         async with self._session() as db:
             record = await self._live(db, key)
             if record is None:
                 return WriteResult.MISSING
-            if expected_version is not None and record.meta.version != expected_version:
+            if not meets(record.fields, expected):
                 return WriteResult.CONFLICT
             await self._write(db, key, record.applied(change), ttl, new=False)
             return WriteResult.OK
@@ -139,13 +145,13 @@ class PostgresStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         async with self._session() as db:
             record = await self._live(db, old_key)
             if record is None:
                 return WriteResult.MISSING
-            if expected_version is not None and record.meta.version != expected_version:
+            if not meets(record.fields, expected):
                 return WriteResult.CONFLICT
             if self.locked:
                 if not await self._write(db, new_key, record.applied(change), ttl, new=True):

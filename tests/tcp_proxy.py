@@ -8,6 +8,7 @@
         proxy.cut()                # close every current connection now (the mode stays)
         await proxy.forward()      # back to normal
         proxy.drop_reply(b"EVALSHA")  # the server runs the next such command; its reply is lost
+        proxy.drop_reply(b"EVALSHA", cut=True)  # ...and then the connection dies
         proxy.hold_request(b"EVALSHA")  # the next such command does not reach the server...
         await proxy.deliver_held()  # ...until now, late, on a connection of its own: its reply
 
@@ -42,13 +43,14 @@ def _free_port() -> int:
 class _Link:
     """One client connection and, unless it was black-holed from the start, its upstream twin."""
 
-    __slots__ = ("client", "drop_replies", "tainted", "upstream")
+    __slots__ = ("client", "cut_after_drop", "drop_replies", "tainted", "upstream")
 
     def __init__(self, client: asyncio.StreamWriter) -> None:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
         self.tainted = False  # bytes were dropped: the stream is no longer a valid protocol stream
         self.drop_replies = 0  # replies from the server still to be dropped on this link
+        self.cut_after_drop = False  # close the link once they are
 
     def close(self, *, reset: bool = False) -> None:
         """Close both sides: a FIN after the buffered bytes, or with ``reset`` at once (an RST)."""
@@ -75,7 +77,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._drop_after: list[bytes] = []
+        self._drop_after: list[tuple[bytes, bool]] = []
         self._hold: list[bytes] = []
         self._held: list[bytes] = []
         self.dropped = asyncio.Event()
@@ -164,13 +166,15 @@ class TcpProxy:
             raise RuntimeError("slow() needs a listening proxy; call forward() first")
         self._mode, self._delay = "slow", delay
 
-    def drop_reply(self, request: bytes) -> None:
+    def drop_reply(self, request: bytes, *, cut: bool = False) -> None:
         """Lose the reply to the next request that contains ``request``, once: the server receives and
-        runs it, the client never hears back (as when a connection dies just after the server wrote
-        its reply). The reply is taken to be the next chunk the server sends on that connection, which
-        holds for a client that waits for each reply before it sends the next command.
+        runs it, the client never hears back. With ``cut`` the connection is then closed, as when it
+        dies just after the server wrote its reply (a client that retries then sends it again).
+
+        The reply is taken to be the next chunk the server sends on that connection, which holds for a
+        client that waits for each reply before it sends the next command.
         """
-        self._drop_after.append(request)
+        self._drop_after.append((request, cut))
 
     def hold_request(self, request: bytes) -> None:
         """Keep the next chunk the client sends that contains ``request`` from the server, once, until
@@ -266,6 +270,8 @@ class TcpProxy:
                     link.drop_replies -= 1
                     link.tainted = True
                     self.dropped.set()
+                    if link.cut_after_drop:
+                        link.close()
                     continue
                 if not replies and any(request in data for request in self._hold):
                     self._hold.remove(next(request for request in self._hold if request in data))
@@ -273,10 +279,11 @@ class TcpProxy:
                     link.tainted = True
                     continue
                 if not replies:
-                    for request in self._drop_after:
+                    for request, cut in self._drop_after:
                         if request in data:
-                            self._drop_after.remove(request)
+                            self._drop_after.remove((request, cut))
                             link.drop_replies += 1
+                            link.cut_after_drop = cut
                             break
                 if replies and self._mode == "slow" and self._delay > 0:
                     await asyncio.sleep(self._delay)

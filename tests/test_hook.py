@@ -9,7 +9,7 @@ import logging
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 import httpx
@@ -44,12 +44,17 @@ class ProxyStore(RecordingStore):
     update_result: WriteResult | None = None
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         if self.update_result is not None:
             self._enter("update", key)
             return self.update_result
-        return await super().update(key, change, ttl=ttl, expected_version=expected_version)
+        return await super().update(key, change, ttl=ttl, expected=expected)
 
 
 @pytest.fixture

@@ -312,6 +312,30 @@ async def test_c3_blackhole_with_the_default_deadline(proxy: TcpProxy, prefix: s
         await assert_session(client, ["apple"])
 
 
+async def test_the_timeout_error_names_what_set_the_timeout(proxy: TcpProxy, prefix: str) -> None:
+    """SESSION_STORE_TIMEOUT for a store the settings built; the store's own timeout= for one passed
+    in, which that setting does not reach."""
+    from fastapi_sessions.stores.factory import store_from_settings
+
+    built = store_from_settings(
+        make_settings(store_url=proxy.url, store_prefix=prefix, store_timeout=DEADLINE)
+    )
+    passed_in = RedisStore(Redis.from_url(proxy.url), prefix=prefix, timeout=DEADLINE)
+    try:
+        await proxy.blackhole()
+        for store, named, not_named in (
+            (built, "(SESSION_STORE_TIMEOUT)", "timeout="),
+            (passed_in, "(the store's timeout=)", "SESSION_STORE_TIMEOUT"),
+        ):
+            with pytest.raises(SessionStoreError) as caught:
+                await store.load("k")
+            assert named in str(caught.value)
+            assert not_named not in str(caught.value)
+    finally:
+        await built.aclose()
+        await passed_in.client.aclose()
+
+
 async def test_c4_slow_redis_above_the_deadline_fails_below_it_works(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:

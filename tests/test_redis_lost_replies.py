@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
 # The store's deadline: it always runs out here (the reply never comes); generous, so that the
 # follow-up calls that find out what happened never miss theirs on a busy machine.
-DEADLINE = 0.5
+DEADLINE = 0.75
 COOKIE = "session"
 BASE_URL = "https://testserver"
 
@@ -160,3 +160,44 @@ async def test_a_regenerate_whose_outcome_cannot_be_found_out_says_so(
         assert "set-cookie" not in response.headers
         assert any("has to log in again" in record.getMessage() for record in caplog.records)
         assert b"ok" in await proxy.deliver_held()  # it had run: the old session is gone
+
+
+# -- create -------------------------------------------------------------------------------------------
+
+
+async def test_a_create_sent_again_after_its_reply_was_lost_is_no_id_collision(
+    proxy: TcpProxy, admin: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis created the session, the connection died before the reply came, redis-py sent the create
+    again: that is the same create, not a second session's ID taken (no security alarm, no orphan)."""
+    async with app_through(proxy, prefix) as client:
+        proxy.drop_reply(sha(lua.CREATE), cut=True)
+        with caplog.at_level(logging.INFO, logger="fastapi_sessions"):
+            response = await client.post("/cart/apple")
+        assert proxy.dropped.is_set()
+        assert response.status_code == 200, response.text
+        cookie = client.cookies[COOKIE]
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        assert await keys(admin, prefix) == {key_of(prefix, cookie)}  # one session, nothing orphaned
+        client.cookies.clear()
+        assert await me(client, cookie) == {"user_id": None, "cart": ["apple"], "prefs": {}}
+
+
+# -- update: what a 503 promises (docs/lifecycle.md, "When the store's answer is lost") ----------------
+
+
+async def test_a_change_whose_reply_is_lost_gets_a_503_that_changes_no_cookie_though_it_was_saved(
+    proxy: TcpProxy, admin: Redis, prefix: str
+) -> None:
+    """The documented meaning of a 503 at commit: not confirmed, which is not always not saved. The
+    cookie is unchanged and the change is whole; Redis did apply it."""
+    async with app_through(proxy, prefix) as client:
+        assert (await client.post("/cart/apple")).status_code == 200
+        cookie = client.cookies[COOKIE]
+        proxy.drop_reply(sha(lua.UPDATE))
+        response = await client.post("/cart/pear")
+        assert response.status_code == 503, response.text
+        assert "set-cookie" not in response.headers
+        assert client.cookies[COOKIE] == cookie
+        assert await me(client, cookie) == {"user_id": None, "cart": ["apple", "pear"], "prefs": {}}
+        assert await keys(admin, prefix) == {key_of(prefix, cookie)}

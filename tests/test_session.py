@@ -4,7 +4,7 @@ late change without a word, and one rule for failures (logged once, ID collision
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated
 
 import httpx
@@ -36,7 +36,7 @@ class CollidingStore(RecordingStore):
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         self._enter("rename", new_key)
         return WriteResult.EXISTS

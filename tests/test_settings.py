@@ -413,3 +413,57 @@ class NotAModel:
 def test_a_model_that_is_not_a_basemodel_class_is_rejected(model: object) -> None:
     with pytest.raises(SessionConfigError, match="BaseModel"):
         SessionManager(model, settings=make_settings(), store=MemoryStore())  # type: ignore[arg-type]
+
+
+# -- a store passed in, and the SESSION_STORE_* settings that configure a store the manager builds --
+
+
+def _doors() -> list[str]:
+    return ["typed", "classic", "sanic"]
+
+
+def _build(door: str, settings: SessionSettings, store: object) -> None:
+    """Set up ``door`` with ``settings`` and a store passed in, as a user's app does."""
+    if door == "typed":
+        SessionManager(UserSession, settings=settings, store=store)  # type: ignore[arg-type]
+    elif door == "classic":
+        from fastapi_sessions import SessionMiddleware
+
+        SessionMiddleware(lambda *_: None, settings=settings, backend=store)  # type: ignore[arg-type]
+    else:
+        pytest.importorskip("sanic")
+        from fastapi_sessions.sanic import install
+
+        from .sanic_support import new_app
+
+        install(new_app(), settings=settings, backend=store)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("door", _doors())
+@pytest.mark.parametrize(
+    ("field", "value", "variable"),
+    [("store_prefix", "shop:", "SESSION_STORE_PREFIX"), ("store_timeout", 2.5, "SESSION_STORE_TIMEOUT")],
+)
+def test_a_store_setting_that_a_store_passed_in_would_ignore_fails_at_start_up(
+    door: str, field: str, value: object, variable: str
+) -> None:
+    """Two apps sharing a Redis must not share sessions because one's SESSION_STORE_PREFIX went unheard."""
+    with pytest.raises(SessionConfigError, match=variable) as caught:
+        _build(door, make_settings(**{field: value}), MemoryStore())
+    assert "MemoryStore" in str(caught.value)
+
+
+@pytest.mark.parametrize("door", _doors())
+def test_a_store_passed_in_runs_with_settings_that_leave_the_store_alone_or_agree_with_it(
+    door: str,
+) -> None:
+    _build(
+        door, make_settings(store_url="memory://?max_entries=5"), MemoryStore()
+    )  # URL: documented as ignored
+    pytest.importorskip("redis")
+    from fastapi_sessions.stores.redis import RedisStore
+
+    store = RedisStore.from_url("redis://127.0.0.1:1/0", prefix="shop:", timeout=2.5)
+    _build(door, make_settings(store_prefix="shop:", store_timeout=2.5), store)
+    with pytest.raises(SessionConfigError, match=r"SESSION_STORE_PREFIX.*'shop:'"):
+        _build(door, make_settings(store_prefix="other:"), store)

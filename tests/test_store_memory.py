@@ -17,7 +17,13 @@ from fastapi_sessions.stores import (
     WriteResult,
     json_document,
 )
-from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait
+from fastapi_sessions.testing import (
+    FakeClock,
+    RecordingStore,
+    StoreConformance,
+    StoreHarness,
+    fake_wait,
+)
 
 
 class TestMemoryStoreContract(StoreConformance):
@@ -25,6 +31,17 @@ class TestMemoryStoreContract(StoreConformance):
     async def store_harness(self) -> AsyncIterator[StoreHarness]:
         clock = FakeClock()
         store = MemoryStore(clock=clock)
+        yield StoreHarness(store, clock.time, fake_wait(clock))
+        await store.aclose()
+
+
+class TestRecordingStoreContract(StoreConformance):
+    """The test helper forwards every argument: a store it wraps keeps its contract."""
+
+    @pytest.fixture
+    async def store_harness(self) -> AsyncIterator[StoreHarness]:
+        clock = FakeClock()
+        store = RecordingStore(MemoryStore(clock=clock))
         yield StoreHarness(store, clock.time, fake_wait(clock))
         await store.aclose()
 

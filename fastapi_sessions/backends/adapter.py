@@ -10,9 +10,10 @@ seconds and may run late, so a record past its stored deadline is absent whateve
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from ..clock import Clock, SystemClock
-from ..stores.base import SessionChange, SessionRecord, SessionStore, WriteResult
+from ..stores.base import SessionChange, SessionRecord, SessionStore, WriteResult, meets
 from .base import Backend, from_data, to_data
 from .locks import KeyLocks
 
@@ -75,14 +76,19 @@ class BackendStore:
             return WriteResult.OK
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         async with self._locks.hold(key):
             now = self._clock.time()
             record = await self._live(key, now)
             if record is None:
                 return WriteResult.MISSING
-            if expected_version is not None and record.meta.version != expected_version:
+            if not meets(record.fields, expected):
                 return WriteResult.CONFLICT
             await self._write(key, record.applied(change), ttl, now)
             return WriteResult.OK
@@ -94,7 +100,7 @@ class BackendStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         """Write the record under ``new_key``, then destroy ``old_key``.
 
@@ -108,7 +114,7 @@ class BackendStore:
                 return WriteResult.MISSING
             if await self._live(new_key, now) is not None:
                 return WriteResult.EXISTS
-            if expected_version is not None and record.meta.version != expected_version:
+            if not meets(record.fields, expected):
                 return WriteResult.CONFLICT
             await self._write(new_key, record.applied(change), ttl, now)
             await self.backend.destroy(old_key)

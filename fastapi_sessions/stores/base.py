@@ -9,8 +9,9 @@ Rules every store follows (the conformance suite in ``fastapi_sessions.testing``
 
 * ``create`` never overwrites: an existing key answers ``EXISTS``.
 * ``update`` and ``rename`` never resurrect: a missing key answers ``MISSING``.
-* ``expected_version``, when given, must equal the stored version or the write answers ``CONFLICT``;
-  every successful ``update``/``rename`` adds one to the version.
+* ``expected``, when given, names the stored value each field the change touches must still have
+  (``None``: absent); any other value answers ``CONFLICT``, so only a change to the *same* field
+  conflicts. Every successful ``update``/``rename`` adds one to the version.
 * A record lives ``ttl`` seconds after each write; ``load(..., touch=s)`` resets that to ``s`` seconds
   without rewriting, never past ``meta.expires_at``. Expired records are absent.
 * Every operation is atomic with respect to the others on the same key.
@@ -105,7 +106,7 @@ class SessionMeta(NamedTuple):
     persistent: bool = False
     """Whether the cookie carries Max-Age (``set_expiry``) or lives for the browser session."""
     version: int = 0
-    """Incremented by every update; compared when ``SESSION_CONCURRENCY=version_check``."""
+    """Incremented by every update and rename: how many times the record was changed."""
 
     def after(self, change: SessionChange) -> SessionMeta:
         """The metadata once ``change`` is written: its expiry, if any, and the next version."""
@@ -161,7 +162,12 @@ class WriteResult(enum.Enum):
     MISSING = "missing"
     """``update``/``rename``: the record is gone (destroyed, expired, regenerated); nothing written."""
     CONFLICT = "conflict"
-    """The stored version is not ``expected_version``; nothing was written."""
+    """A field the change touches no longer holds its ``expected`` value; nothing was written."""
+
+
+def meets(fields: Mapping[str, bytes], expected: Mapping[str, bytes | None] | None) -> bool:
+    """Whether ``fields`` hold every value ``expected`` names (``None``: absent); True without any."""
+    return expected is None or all(fields.get(name) == value for name, value in expected.items())
 
 
 @runtime_checkable
@@ -177,9 +183,18 @@ class SessionStore(Protocol):
         ...
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
-        """Apply ``change`` to an existing record: ``OK``, ``MISSING`` or ``CONFLICT``."""
+        """Apply ``change`` to an existing record: ``OK``, ``MISSING`` or ``CONFLICT``.
+
+        ``expected`` (``SESSION_CONCURRENCY=version_check``) maps each field the change sets or removes
+        to the value it had when the request loaded it; the check and the write are one atomic step.
+        """
         ...
 
     async def rename(
@@ -189,7 +204,7 @@ class SessionStore(Protocol):
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         """Move a record to ``new_key`` with ``change`` applied, removing ``old_key``, atomically."""
         ...

@@ -1,4 +1,4 @@
-"""Building the store named by ``SESSION_STORE_URL``."""
+"""Building the store ``SESSION_STORE_URL`` names; checking the settings against a store passed in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from ..settings import SessionSettings
 from .base import SessionStore
 from .memory import MemoryStore
 
-__all__ = ["store_from_settings"]
+__all__ = ["check_store_settings", "store_from_settings"]
+
+# The settings that configure a store the manager builds, and the store attribute each one sets.
+_STORE_SETTINGS = (("store_prefix", "prefix"), ("store_timeout", "timeout"))
 
 
 def store_from_settings(settings: SessionSettings, *, clock: Clock | None = None) -> SessionStore:
@@ -20,9 +23,37 @@ def store_from_settings(settings: SessionSettings, *, clock: Clock | None = None
     if scheme in {"redis", "rediss", "unix"}:
         from .redis import RedisStore  # imported here: the core never imports redis
 
-        return RedisStore.from_url(url, prefix=settings.store_prefix, timeout=settings.store_timeout)
+        return RedisStore.from_url(
+            url, prefix=settings.store_prefix, timeout=settings.store_timeout, built_from_settings=True
+        )
     raise SessionConfigError(
         f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://' or "
         "'redis://host:6379/0' (pip install 'pselfastapise-async[redis]'), or pass store=... to "
         "SessionManager for a custom store."
     )
+
+
+def check_store_settings(settings: SessionSettings, store: object) -> None:
+    """Refuse a ``SESSION_STORE_PREFIX`` or ``SESSION_STORE_TIMEOUT`` that ``store``, passed in by the
+    app, would silently ignore.
+
+    A store passed in is configured where it is built (``RedisStore(client, prefix=..., timeout=...)``);
+    the manager cannot change it. A prefix that went unheard would let two apps on one Redis share
+    their sessions, so a setting made explicitly (in the environment, ``.env`` or ``SessionSettings``)
+    must agree with the store's own value, or start-up fails. ``SESSION_STORE_URL`` stays ignored,
+    as documented: ``store=`` is the choice of store.
+    """
+    for field, attribute in _STORE_SETTINGS:
+        if field not in settings.model_fields_set:
+            continue
+        wanted, own = getattr(settings, field), getattr(store, attribute, None)
+        if wanted == own:
+            continue
+        variable, kind = f"SESSION_{field.upper()}", type(store).__name__
+        has = f"keeps its own {attribute}, {own!r}" if own is not None else f"has no {attribute} to set"
+        raise SessionConfigError(
+            f"{variable}={wanted!r} is set, but the store passed in ({kind}) {has}, so the setting "
+            f"would be ignored. Set the {attribute} where the store is built (e.g. "
+            f"RedisStore(client, {attribute}=...)) and unset {variable}, or pass no store and let "
+            "SESSION_STORE_URL build one."
+        )

@@ -16,7 +16,7 @@ from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
 from ..logs import log
 from . import workers
-from .base import SessionChange, SessionRecord, WriteResult, json_value_problem
+from .base import SessionChange, SessionRecord, WriteResult, json_value_problem, meets
 from .packed import Entry
 from .segment import Segment
 
@@ -226,25 +226,29 @@ class MemoryStore:
         entry: Entry,
         change: SessionChange,
         ttl: float,
-        expected_version: int | None,
+        expected: Mapping[str, bytes | None] | None,
     ) -> WriteResult:
-        meta = entry.meta()
-        if expected_version is not None and meta.version != expected_version:
+        if expected and not meets(entry.record().fields, expected):
             return WriteResult.CONFLICT
         before = entry.deadline
-        entry.deadline = self._deadline(ttl, entry.apply(change, meta).expires_at)
+        entry.deadline = self._deadline(ttl, entry.apply(change, entry.meta()).expires_at)
         segment.moved(key, entry, before)
         return WriteResult.OK
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         _check(change.fields)
         found = self._find(key)
         if found is None:
             return WriteResult.MISSING
         segment, entry = found
-        return self._apply(segment, key, entry, change, ttl, expected_version)
+        return self._apply(segment, key, entry, change, ttl, expected)
 
     async def rename(
         self,
@@ -253,7 +257,7 @@ class MemoryStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         _check(change.fields)
         found = self._find(old_key)
@@ -262,7 +266,7 @@ class MemoryStore:
         if self._find(new_key) is not None:
             return WriteResult.EXISTS
         segment, entry = found
-        if self._apply(segment, old_key, entry, change, ttl, expected_version) is not WriteResult.OK:
+        if self._apply(segment, old_key, entry, change, ttl, expected) is not WriteResult.OK:
             return WriteResult.CONFLICT
         del segment.entries[old_key]
         self._insert(new_key, entry, segment)  # it stays in its segment

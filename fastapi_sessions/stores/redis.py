@@ -1,10 +1,11 @@
 """The Redis store, on ``redis.asyncio``: standalone, Sentinel-managed or Cluster clients.
 
 Each session is one Redis hash: one hash field per top-level session field (``=name``), plus the
-metadata fields ``c`` (created), ``e`` (expires), ``p`` (persistent) and ``v`` (version). Writes go
-through Lua scripts run by SHA (redis-py reloads them on ``NOSCRIPT``), so each operation is one
-command: a read with its rolling TTL refresh, a create that never overwrites, an update that never
-resurrects and writes only the fields that changed.
+metadata fields ``c`` (created), ``e`` (expires), ``p`` (persistent) and ``v`` (version), and write
+tokens (``redis_lua`` has the details). Writes go through Lua scripts run by SHA (redis-py reloads
+them on ``NOSCRIPT``), so each operation is one command: a read with its rolling TTL refresh, a
+create that never overwrites, an update that never resurrects and writes only the fields that
+changed. The client a store builds for itself comes from ``redis_client``.
 
 Every call runs under this store's own deadline (``timeout``), whatever the client's socket settings,
 so a dead or black-holed server costs a request at most that long.
@@ -13,7 +14,6 @@ so a dead or black-holed server costs a request at most that long.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
 import os
 import sys
@@ -23,8 +23,6 @@ from typing import Any
 try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import ResponseError
 except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox session
     raise ImportError(
@@ -47,14 +45,13 @@ else:  # pragma: no cover - Python 3.10
 
 
 from . import redis_lua as lua
-from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult
+from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult, meets
+from .redis_client import new_client
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "new_client"]
 
 DEFAULT_PREFIX = "session:"
 DEFAULT_TIMEOUT = 1.0
-# Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
-DEFAULT_MAX_CONNECTIONS = 100
 # Keys asked of each SCAN step and removed by each UNLINK in clear(): one short command at a time.
 _CLEAR_BATCH = 500
 # How many of its deadlines a store gives the check of a write whose reply never came: longer than a
@@ -68,19 +65,6 @@ _RESULTS = {
     b"conflict": WriteResult.CONFLICT,
     b"exists": WriteResult.EXISTS,
 }
-
-
-def _version(expected: int | None) -> bytes:
-    return b"" if expected is None else str(expected).encode()
-
-
-# What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
-# lib_name and lib_version before (deprecated since).
-_NO_CLIENT_INFO: dict[str, None] = (
-    {"driver_info": None}
-    if importlib.util.find_spec("redis.driver_info")
-    else {"lib_name": None, "lib_version": None}
-)
 
 
 def _ms(seconds: float) -> int:
@@ -134,7 +118,10 @@ def _literal_pattern(text: str) -> str:
     return "".join("\\" + char if char in "\\*?[]" else char for char in text)
 
 
-def _change_args(change: SessionChange) -> list[bytes]:
+def _change_args(change: SessionChange, expected: Mapping[str, bytes | None] | None) -> list[bytes]:
+    """UPDATE's and RENAME's arguments after the token: the fields to set, the expectations, the
+    fields to delete. An expected value goes as it is (b'' for absent: a JSON value is never empty);
+    this sends the changed fields' old values along, and only under version checks."""
     sets: list[bytes] = []
     for name, value in change.fields.items():
         sets += (_DATA + name.encode(), value)
@@ -142,37 +129,15 @@ def _change_args(change: SessionChange) -> list[bytes]:
         sets += (b"e", _float(change.expires_at))
     if change.persistent is not None:
         sets += (b"p", b"1" if change.persistent else b"0")
+    checks: list[bytes] = []
+    for name, expected_value in (expected or {}).items():
+        checks += (_DATA + name.encode(), expected_value or b"")
     removed = [_DATA + name.encode() for name in change.removed]
-    return [str(len(sets)).encode(), *sets, *removed]
+    return [str(len(sets)).encode(), *sets, str(len(checks)).encode(), *checks, *removed]
 
 
-def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
-    """A client on a new connection pool, with the store's defaults; no connection is made here.
-
-    From ``url`` when given, else from the options alone (``host=``, ``port=``, ``db=`` ...).
-    """
-    # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
-    # second timer to each command (measured: ~5% of a read under load).
-    client_options.setdefault("socket_timeout", None)
-    client_options.setdefault("socket_connect_timeout", timeout)
-    # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
-    # (the store's deadline still bounds the whole call).
-    client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
-    client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
-    # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
-    # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
-    # needed the whole 1 s deadline, timed out, was discarded, and the next request started cold
-    # again (100% 503 from a slow but working Redis). RESP2 needs no HELLO, and no client info
-    # means no SETINFO; ?protocol=3 in the URL brings RESP3 back, at one round trip per connection.
-    client_options.setdefault("protocol", 2)
-    for name, value in _NO_CLIENT_INFO.items():
-        client_options.setdefault(name, value)
-    if url is None:
-        return Redis(**client_options)
-    try:
-        return Redis.from_url(url, **client_options)
-    except ValueError as exc:
-        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+class _NeverSent(SessionStoreError):
+    """No connection came free within the deadline: the command was never sent."""
 
 
 class RedisStore:
@@ -196,6 +161,7 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
         owns_client: bool = False,
+        built_from_settings: bool = False,
     ) -> None:
         if not prefix:
             raise SessionConfigError(
@@ -214,6 +180,13 @@ class RedisStore:
         self.timeout = timeout
         self._owns_client = owns_client
         self._cluster = isinstance(client, RedisCluster)
+        # What errors tell the operator to change: the SESSION_* settings only if they built it.
+        self._timeout_name = "SESSION_STORE_TIMEOUT" if built_from_settings else "the store's timeout="
+        self._pool_size_hint = (
+            "?max_connections=N in SESSION_STORE_URL"
+            if built_from_settings
+            else "max_connections where the store is built (?max_connections=N in its URL)"
+        )
         # A free connection for each call, or a wait for one. redis-py's BlockingConnectionPool
         # waits too, but costs every command an asyncio.Condition round (+15 us a read, measured);
         # an uncontended semaphore costs 0.8 us.
@@ -234,14 +207,22 @@ class RedisStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
+        built_from_settings: bool = False,
         **client_options: Any,
     ) -> RedisStore:
         """A store on a new connection pool for ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         Query options are redis-py's (``?socket_timeout=0.5`` ...); no connection is made here.
+        ``built_from_settings``: the manager built it from ``SESSION_STORE_*``, which errors then name.
         """
         client = new_client(url, timeout=timeout, **client_options)
-        return cls(client, prefix=prefix, timeout=timeout, owns_client=True)
+        return cls(
+            client,
+            prefix=prefix,
+            timeout=timeout,
+            owns_client=True,
+            built_from_settings=built_from_settings,
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -251,8 +232,9 @@ class RedisStore:
         ``SessionStoreError``."""
         connections = self._connections
         started = False
+        seconds = self.timeout * deadlines
         try:
-            async with _deadline(self.timeout * deadlines):
+            async with _deadline(seconds):
                 if connections is None:
                     return await call
                 async with connections:
@@ -262,16 +244,15 @@ class RedisStore:
             if connections is not None and not started:
                 if isinstance(call, Coroutine):  # never awaited: the deadline ran out first
                     call.close()
-                raise SessionStoreError(
-                    f"Every connection to Redis stayed busy for {self.timeout} s "
-                    f"(SESSION_STORE_TIMEOUT) while a session {what} waited for one: Redis is slow, "
-                    "or the pool is too small for the load; raise its size with ?max_connections=N "
-                    "in SESSION_STORE_URL (now "
+                raise _NeverSent(
+                    f"Every connection to Redis stayed busy for {seconds:g} s ({self._timeout_name}) "
+                    f"while a session {what} waited for one: Redis is slow, or the pool is too small "
+                    f"for the load; raise {self._pool_size_hint} (now "
                     f"{self.client.connection_pool.max_connections})."  # type: ignore[union-attr]
                 ) from exc
             raise SessionStoreError(
-                f"Redis did not answer a session {what} within {self.timeout * deadlines:g} s "
-                "(SESSION_STORE_TIMEOUT); check that Redis is up and reachable."
+                f"Redis did not answer a session {what} within {seconds:g} s ({self._timeout_name}); "
+                "check that Redis is up and reachable."
             ) from exc
         except ResponseError as exc:
             if str(exc).startswith("WRONGTYPE"):
@@ -287,7 +268,9 @@ class RedisStore:
         return _decode(raw)
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
-        args: list[Any] = [_ms(ttl)]
+        # A token costs each session about 20 bytes in Redis: the price of telling a create that
+        # redis-py sent again after a lost reply from a taken key.
+        args: list[Any] = [_ms(ttl), os.urandom(8).hex().encode()]
         for name, value in record.fields.items():
             args += (_DATA + name.encode(), value)
         args += _meta_fields(record.meta)
@@ -295,14 +278,17 @@ class RedisStore:
         return WriteResult.OK if created == 1 else WriteResult.EXISTS
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         # A token only where a false conflict could matter: version-checked writes.
-        token = b"" if expected_version is None else os.urandom(8).hex().encode()
-        args: list[Any] = [_ms(ttl), _version(expected_version), token]
-        result = await self._run(
-            "update", self._update(keys=[self._key(key)], args=args + _change_args(change))
-        )
+        token = b"" if expected is None else os.urandom(8).hex().encode()
+        args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
+        result = await self._run("update", self._update(keys=[self._key(key)], args=args))
         return _RESULTS[_bytes(result)]
 
     async def rename(
@@ -312,18 +298,18 @@ class RedisStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         if self._cluster:
-            return await self._rename_across_slots(old_key, new_key, change, ttl, expected_version)
+            return await self._rename_across_slots(old_key, new_key, change, ttl, expected)
         token = os.urandom(8).hex().encode()
-        args: list[Any] = [_ms(ttl), _version(expected_version), token]
+        args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
         keys = [self._key(old_key), self._key(new_key)]
-        rename = self._rename(keys=keys, args=args + _change_args(change))
+        rename = self._rename(keys=keys, args=args)
         try:
             result = await self._run("regeneration", rename)
-        except (ResponseError, CorruptRecordError):
-            raise  # Redis answered, with a refusal: nothing ran
+        except (ResponseError, CorruptRecordError, _NeverSent):
+            raise  # Redis refused it, or never got it: nothing ran
         except Exception as exc:
             # No answer (the deadline, a lost connection): the script may have run, or still may. The
             # request must either send the new cookie or leave the old session usable, so find out.
@@ -348,7 +334,12 @@ class RedisStore:
         return result
 
     async def _rename_across_slots(
-        self, old_key: str, new_key: str, change: SessionChange, ttl: float, expected: int | None
+        self,
+        old_key: str,
+        new_key: str,
+        change: SessionChange,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None,
     ) -> WriteResult:
         """On Cluster the two keys live in different slots: create the new one, then drop the old.
 
@@ -358,7 +349,7 @@ class RedisStore:
         old = await self.load(old_key)
         if old is None:
             return WriteResult.MISSING
-        if expected is not None and old.meta.version != expected:
+        if not meets(old.fields, expected):
             return WriteResult.CONFLICT
         result = await self.create(new_key, old.applied(change), ttl=ttl)
         if result is not WriteResult.OK:
@@ -408,5 +399,7 @@ class RedisStore:
                 return
 
     async def aclose(self) -> None:
+        """Close the connection pool if this store built it (``from_url``); a client passed in is
+        left open: it is yours to close (``await store.client.aclose()``)."""
         if self._owns_client:
             await self.client.aclose()

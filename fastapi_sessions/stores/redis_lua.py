@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis store: each store operation is one of them, run by SHA.
 
 The session hash holds ``=name`` fields (session data, JSON) and ``c``/``e``/``p``/``v``/``w``
-(created, expires, persistent, version, token of the last version-checked write or regeneration),
-and ``x`` once a regeneration was called off (the token it must no longer run with).
+(created, expires, persistent, version, and the token of the create or of the last version-checked
+write or regeneration), and ``x`` once a regeneration was called off (the token it must no longer
+run with).
 """
 
 # ARGV: touch_ms. Returns the hash as a flat list; refreshes the TTL, never past field 'e'.
@@ -21,52 +22,63 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return data
 """
 
-# ARGV: ttl_ms, field, value, ... Returns 1 if created, 0 if the key exists.
+# ARGV: ttl_ms, write token, field, value, ... Returns 1 if created, 0 if the key exists. The token
+# makes a create that redis-py sent again after a lost reply answer 1, not a false 0 (an ID collision).
 CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'w') == ARGV[2] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'w', ARGV[2], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 
-# The shared part of update and rename. ARGV: ttl_ms, expected_version ('' for none), write token
-# ('' for none), n (number of set arguments), n set arguments (field, value, ...), fields to delete.
-# The token makes a write that redis-py retried after a lost reply answer 'ok' instead of a false
-# 'conflict' (its first run already applied it).
+# The shared parts of update and rename. ARGV: ttl_ms, write token ('' for none), n (number of set
+# arguments), n set arguments (field, value, ...), m (number of expectation arguments), m expectation
+# arguments (field, the value it must still hold, '' for absent), fields to delete.
+# Only a field the write touches can conflict (SESSION_CONCURRENCY=version_check): another request's
+# change to any other field goes through with this one.
+CHECK_FIELDS = """
+local n = tonumber(ARGV[3])
+local m = tonumber(ARGV[4 + n])
+for i = 5 + n, 4 + n + m, 2 do
+  if (redis.call('HGET', KEYS[1], ARGV[i]) or '') ~= ARGV[i + 1] then return 'conflict' end
+end
+"""
+# After CHECK_FIELDS, whose locals n and m it uses.
 APPLY = """
-local n = tonumber(ARGV[4])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
-if #ARGV > 4 + n then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + n)) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'w', ARGV[3]) end
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + n)) end
+if #ARGV > 4 + n + m then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + n + m)) end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'w', ARGV[2]) end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 """
-CHECK_VERSION = """
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then return 'ok' end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 'conflict' end
-"""
+# The token (given with expectations) makes an update that redis-py sent again after a lost reply
+# answer 'ok' instead of a false 'conflict' (its first run already applied it).
 UPDATE = (
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'w') == ARGV[2] then return 'ok' end
 """
-    + CHECK_VERSION
+    + CHECK_FIELDS
     + APPLY
     + """
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 'ok'
 """
 )
-# KEYS: old, new (one hash slot). ARGV as APPLY's; the token is never ''. A regeneration called off
+# KEYS: old, new (one hash slot). ARGV as UPDATE's; the token is never ''. A regeneration called off
 # by SETTLE_RENAME ('x' holds its token) no longer runs, however late it arrives.
 RENAME = (
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  if redis.call('HGET', KEYS[2], 'w') == ARGV[3] then return 'ok' end
+  if redis.call('HGET', KEYS[2], 'w') == ARGV[2] then return 'ok' end
   return 'missing'
 end
-if redis.call('HGET', KEYS[1], 'x') == ARGV[3] then return 'called off' end
+if redis.call('HGET', KEYS[1], 'x') == ARGV[2] then return 'called off' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
 """
-    + CHECK_VERSION
+    + CHECK_FIELDS
     + APPLY
     + """
 redis.call('RENAME', KEYS[1], KEYS[2])

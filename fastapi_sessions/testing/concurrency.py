@@ -143,22 +143,22 @@ async def check_concurrent_version_checked_counter_is_exact(h: StoreHarness) -> 
             if loaded is None:  # the record is gone: no increment can succeed
                 return WriteResult.MISSING
             change = SessionChange({"n": str(int(loaded.fields["n"]) + 1).encode()})
-            return await client.update(key, change, ttl=_ttl(h), expected_version=loaded.meta.version)
+            return await client.update(key, change, ttl=_ttl(h), expected={"n": loaded.fields["n"]})
 
         return write
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
             key = await _created(h, {"n": b"0"})
-            # Each writer increments with the version it loaded, and retries on CONFLICT. A wave's
-            # writers all loaded the same version, so exactly one of each wave may succeed.
+            # Each writer increments the value it loaded, expecting it unchanged, and retries on
+            # CONFLICT. A wave's writers all loaded the same value, so exactly one of each may succeed.
             for pending in range(h.writers, 0, -1):
                 results = await _race(clients, key, [bump(key)] * pending)
                 won = results.count(WriteResult.OK)
                 assert won == 1, (
-                    f"round {round_}: {won} of {pending} writers holding the same version succeeded. "
-                    "With expected_version exactly one may: the version check and the write must be "
-                    "one atomic step (UPDATE ... WHERE version = $n, a script, WATCH/MULTI)."
+                    f"round {round_}: {won} of {pending} writers holding the same value succeeded. "
+                    "With expected= exactly one may: the check of the expected values and the write "
+                    "must be one atomic step (a transaction with a row lock, a script, WATCH/MULTI)."
                 )
                 assert results.count(WriteResult.CONFLICT) == pending - 1, (
                     f"round {round_}: the refused version-checked writes answered {results}, not CONFLICT"

@@ -86,14 +86,38 @@ async def check_version_check_refuses_a_stale_writer(h: StoreHarness) -> None:
     key, record = h.key(), h.record({"n": b"0"})
     await h.store.create(key, record, ttl=10 * h.unit)
     first = SessionChange({"n": b"1"})
-    assert await h.store.update(key, first, ttl=10 * h.unit, expected_version=0) is WriteResult.OK
+    assert await h.store.update(key, first, ttl=10 * h.unit, expected={"n": b"0"}) is WriteResult.OK
     stale = SessionChange({"n": b"99"})
-    result = await h.store.update(key, stale, ttl=10 * h.unit, expected_version=0)
-    assert result is WriteResult.CONFLICT
+    result = await h.store.update(key, stale, ttl=10 * h.unit, expected={"n": b"0"})
+    assert result is WriteResult.CONFLICT, "n is no longer the value the writer loaded"
+    gone = SessionChange(removed=frozenset({"n"}))
+    result = await h.store.update(key, gone, ttl=10 * h.unit, expected={"n": b"0"})
+    assert result is WriteResult.CONFLICT, "removing a field that moved on conflicts too"
+    added = SessionChange({"new": b"1"})
+    assert await h.store.update(key, added, ttl=10 * h.unit, expected={"new": None}) is WriteResult.OK
+    result = await h.store.update(
+        key, SessionChange({"new": b"2"}), ttl=10 * h.unit, expected={"new": None}
+    )
+    assert result is WriteResult.CONFLICT, "expected absent (None), but another write added it"
     loaded = await h.store.load(key)
     assert loaded is not None
-    assert loaded.fields["n"] == b"1", "a refused write must change nothing"
-    assert loaded.meta.version == 1
+    assert dict(loaded.fields) == {"n": b"1", "new": b"1"}, "a refused write must change nothing"
+    assert loaded.meta.version == 2
+
+
+async def check_version_check_lets_a_change_to_another_field_through(h: StoreHarness) -> None:
+    key = h.key()
+    await h.store.create(key, h.record({"a": b"0", "b": b"0"}), ttl=10 * h.unit)
+    # Two writers loaded the record when both fields were 0; each changes its own field.
+    first = SessionChange({"a": b"1"})
+    assert await h.store.update(key, first, ttl=10 * h.unit, expected={"a": b"0"}) is WriteResult.OK
+    second = SessionChange({"b": b"1"})
+    result = await h.store.update(key, second, ttl=10 * h.unit, expected={"b": b"0"})
+    assert result is WriteResult.OK, "only a change to a field the write touches may conflict"
+    loaded = await h.store.load(key)
+    assert loaded is not None
+    assert dict(loaded.fields) == {"a": b"1", "b": b"1"}
+    assert loaded.meta.version == 2
 
 
 async def check_rename_moves_the_record_and_applies_the_change(h: StoreHarness) -> None:
@@ -125,14 +149,17 @@ async def check_rename_onto_existing_key_is_refused(h: StoreHarness) -> None:
     _same(await h.store.load(new), second)
 
 
-async def check_rename_with_stale_version_is_refused(h: StoreHarness) -> None:
+async def check_rename_with_a_stale_expectation_is_refused(h: StoreHarness) -> None:
     old, new = h.key(), h.key()
-    record = h.record()
+    record = h.record({"user_id": b"42", "cart": b"[]"})
     await h.store.create(old, record, ttl=10 * h.unit)
-    result = await h.store.rename(old, new, SessionChange(), ttl=10 * h.unit, expected_version=5)
+    change = SessionChange({"user_id": b"7"})
+    result = await h.store.rename(old, new, change, ttl=10 * h.unit, expected={"user_id": b"1"})
     assert result is WriteResult.CONFLICT
     _same(await h.store.load(old), record)
     assert await h.store.load(new) is None
+    result = await h.store.rename(old, new, change, ttl=10 * h.unit, expected={"user_id": b"42"})
+    assert result is WriteResult.OK
 
 
 async def check_delete_removes_and_never_resurrects(h: StoreHarness) -> None:
@@ -205,10 +232,11 @@ CHECKS: tuple[Check, ...] = (
     check_update_writes_only_the_given_fields,
     check_update_can_change_expiry_and_persistence,
     check_version_check_refuses_a_stale_writer,
+    check_version_check_lets_a_change_to_another_field_through,
     check_rename_moves_the_record_and_applies_the_change,
     check_rename_of_missing_key_is_missing_and_creates_nothing,
     check_rename_onto_existing_key_is_refused,
-    check_rename_with_stale_version_is_refused,
+    check_rename_with_a_stale_expectation_is_refused,
     check_delete_removes_and_never_resurrects,
     check_records_expire_after_their_ttl,
     check_touch_extends_the_ttl_without_rewriting,

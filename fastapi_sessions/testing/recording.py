@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from ..stores.base import SessionChange, SessionRecord, SessionStore, WriteResult
 
@@ -49,10 +50,17 @@ class RecordingStore:
         return await self.inner.create(key, record, ttl=ttl)
 
     async def update(
-        self, key: str, change: SessionChange, *, ttl: float, expected_version: int | None = None
+        self,
+        key: str,
+        change: SessionChange,
+        *,
+        ttl: float,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         self._enter("update", key)
-        return await self.inner.update(key, change, ttl=ttl, expected_version=expected_version)
+        if expected is None:  # a store written before expected= existed still works without it
+            return await self.inner.update(key, change, ttl=ttl)
+        return await self.inner.update(key, change, ttl=ttl, expected=expected)
 
     async def rename(
         self,
@@ -61,10 +69,12 @@ class RecordingStore:
         change: SessionChange,
         *,
         ttl: float,
-        expected_version: int | None = None,
+        expected: Mapping[str, bytes | None] | None = None,
     ) -> WriteResult:
         self._enter("rename", old_key)
-        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected_version=expected_version)
+        if expected is None:
+            return await self.inner.rename(old_key, new_key, change, ttl=ttl)
+        return await self.inner.rename(old_key, new_key, change, ttl=ttl, expected=expected)
 
     async def delete(self, key: str) -> None:
         self._enter("delete", key)

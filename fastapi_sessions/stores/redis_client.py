@@ -1,0 +1,58 @@
+"""The client a Redis store builds for itself (``RedisStore.from_url``, ``SESSION_STORE_URL``,
+``RedisBackend``): redis-py's, with the defaults a session store needs under load and faults.
+
+Imported by ``stores/redis.py`` once redis-py is known to be installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from ..exceptions import SessionConfigError
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "new_client"]
+
+# Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
+DEFAULT_MAX_CONNECTIONS = 100
+
+# What tells redis-py to send no CLIENT SETINFO on connect: driver_info since redis-py 7.2,
+# lib_name and lib_version before (deprecated since).
+_NO_CLIENT_INFO: dict[str, None] = (
+    {"driver_info": None}
+    if importlib.util.find_spec("redis.driver_info")
+    else {"lib_name": None, "lib_version": None}
+)
+
+
+def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Redis:
+    """A client on a new connection pool, with the store's defaults; no connection is made here.
+
+    From ``url`` when given, else from the options alone (``host=``, ``port=``, ``db=`` ...).
+    """
+    # The store's own deadline bounds every call; redis-py's per-read timeout would only add a
+    # second timer to each command (measured: ~5% of a read under load).
+    client_options.setdefault("socket_timeout", None)
+    client_options.setdefault("socket_connect_timeout", timeout)
+    # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
+    # (the store's deadline still bounds the whole call).
+    client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
+    client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
+    # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
+    # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
+    # needed the whole 1 s deadline, timed out, was discarded, and the next request started cold
+    # again (100% 503 from a slow but working Redis). RESP2 needs no HELLO, and no client info
+    # means no SETINFO; ?protocol=3 in the URL brings RESP3 back, at one round trip per connection.
+    client_options.setdefault("protocol", 2)
+    for name, value in _NO_CLIENT_INFO.items():
+        client_options.setdefault(name, value)
+    if url is None:
+        return Redis(**client_options)
+    try:
+        return Redis.from_url(url, **client_options)
+    except ValueError as exc:
+        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
