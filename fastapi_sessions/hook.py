@@ -131,11 +131,12 @@ class Exchange:
             if data is None:  # still loading in another task: too late for it
                 self.started = True
                 return self._send(message)
-            if session.settle(data):  # the common read: no coroutine of ours
+            current = session.settle(data)
+            if current is None:  # the common read: no coroutine of ours
                 if self.vary_on_access and not data.accessed:
                     return self._send(message)
                 return self._send({**message, "headers": _with_vary(message)})
-            return self._start_http(session, self.engine.codec.snapshot(data), message)
+            return self._start_http(session, current, message)
         if kind == "websocket.accept" and session.data is not None:
             return self._accept_websocket(session, message)
         return self._send(message)

@@ -155,7 +155,7 @@ class Session(Generic[D]):
         # One comparison per request that used its session (a flat model's dict is compared as it
         # is; others are snapshotted, 0.5 us for a list and a dict): the price of never losing a
         # change without a word.
-        if completed and self.committed and not self._engine.codec.same(data, self.baseline):
+        if completed and self.committed and self._engine.codec.changed(data, self.baseline) is not None:
             log.warning(LATE_CHANGE)
 
     # -- what the request asks for -------------------------------------------------------------
@@ -209,16 +209,18 @@ class Session(Generic[D]):
             self.destroyed or self.regenerating or self.stale_key or self.expiry_set
         )
 
-    def settle(self, data: D) -> bool:
-        """Close the session when a commit would surely write nothing and send no cookie: the common
-        read, told apart without a snapshot where the codec can (a flat model). False does not
-        promise a write: the engine still decides. ``data`` is this session's loaded data."""
-        if self.destroyed or self.regenerating or self.stale_key or self.expiry_set:
-            return False
-        if not self._engine.codec.same(data, self.baseline):
-            return False
-        self.committed = True
-        return True
+    def settle(self, data: D) -> Snapshot | None:
+        """Close the session, and answer None, when a commit would surely write nothing and send no
+        cookie: the common read, told apart without a snapshot where the codec can (a flat model).
+        Otherwise the data's snapshot now, to commit (the engine still decides what to write).
+        ``data`` is this session's loaded data."""
+        current = self._engine.codec.changed(data, self.baseline)
+        if current is None:
+            if not (self.destroyed or self.regenerating or self.stale_key or self.expiry_set):
+                self.committed = True
+                return None
+            return self.baseline  # unchanged: the baseline is the snapshot now
+        return current
 
     def close(self, current: Snapshot) -> None:
         """Close without saving: the response started and nothing is (or may be) written, as for an
