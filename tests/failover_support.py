@@ -2,6 +2,7 @@
 
 * :func:`sentinel_setup`: a master with replicas, watched by Sentinels (the same binary in
   ``--sentinel`` mode), each on a free port with a temp dir of its own.
+* :func:`replicated_cluster`: a Cluster of masters, each with a replica.
 
 Waiting is always polling a condition under a generous hang guard, never a fixed sleep: the tests
 must pass on a slow, shared CI machine. The helpers are async (``redis.asyncio`` admin clients) so the
@@ -242,16 +243,121 @@ async def sentinel_setup(replicas: int = 1, sentinels: int = 3) -> AsyncIterator
             server.stop()
 
 
+# -- Cluster ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClusterSetup:
+    masters: list[Server]
+    replicas: list[Server]
+    """``replicas[i]`` replicates ``masters[i]`` at start."""
+
+    @property
+    def nodes(self) -> list[Server]:
+        return self.masters + self.replicas
+
+    def first_slot(self, index: int) -> int:
+        """The first slot of ``masters[index]`` at start: the slots are shared out evenly, in order."""
+        return index * (16384 // len(self.masters))
+
+    def last_slot(self, index: int) -> int:
+        """The last slot of ``masters[index]`` at start."""
+        return 16383 if index == len(self.masters) - 1 else self.first_slot(index + 1) - 1
+
+    async def node_id(self, port: int) -> str:
+        return str((await command(port, "CLUSTER", "MYID")).decode())
+
+    async def owner_of_slot(self, port: int, slot: int) -> int:
+        """The port of the master that node ``port`` believes serves ``slot``."""
+        for start, end, master, *_ in await command(port, "CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(master[1])
+        raise AssertionError(f"no node serves slot {slot}")
+
+    async def wait_for_owner(self, slot: int, owner: int, judges: list[int]) -> None:
+        """Poll until every node in ``judges`` says ``owner`` serves ``slot``."""
+
+        async def agreed() -> bool:
+            return all([await self.owner_of_slot(p, slot) == owner for p in judges])
+
+        await until(f"the cluster to agree that :{owner} serves slot {slot}", agreed)
+
+
+def _cluster_node() -> tuple[Server, int]:
+    bus = free_port()  # the default bus port (port + 10000) may not exist for ephemeral ports
+    node = start_server(
+        *REPLICATION,
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        # Not 2 s (the other cluster tests' value): under a busy CI machine a healthy master that misses
+        # pings for that long may be failed over, which is another test.
+        "--cluster-node-timeout",
+        "3000",
+        "--cluster-port",
+        str(bus),
+    )
+    return node, bus
+
+
+@asynccontextmanager
+async def replicated_cluster(masters: int = 3) -> AsyncIterator[ClusterSetup]:
+    """``masters`` masters with all slots, each with one in-sync replica; stopped afterwards."""
+    started: list[Server] = []
+    try:
+        first_bus = 0
+        for index in range(2 * masters):
+            node, bus = _cluster_node()
+            started.append(node)
+            if index == 0:
+                first_bus = bus
+        setup = ClusterSetup(started[:masters], started[masters:])
+        for index, node in enumerate(setup.masters):
+            first, last = setup.first_slot(index), setup.last_slot(index)
+            await command(node.port, "CLUSTER", "ADDSLOTSRANGE", first, last)
+        for node in setup.nodes[1:]:
+            await command(node.port, "CLUSTER", "MEET", "127.0.0.1", setup.masters[0].port, first_bus)
+        ids = [await setup.node_id(m.port) for m in setup.masters]
+
+        for replica, master_id in zip(setup.replicas, ids, strict=True):
+
+            async def knows(port: int = replica.port, wanted: str = master_id) -> bool:
+                return wanted.encode() in await command(port, "CLUSTER", "NODES")
+
+            await until(f":{replica.port} to learn about master {master_id}", knows)
+            await command(replica.port, "CLUSTER", "REPLICATE", master_id)
+        for replica, master in zip(setup.replicas, setup.masters, strict=True):
+            await until(
+                f":{replica.port} in sync with :{master.port}",
+                lambda r=replica.port, m=master.port: replica_in_sync(r, m),
+            )
+
+        async def healthy() -> bool:
+            for node in setup.nodes:
+                if b"cluster_state:ok" not in await command(node.port, "CLUSTER", "INFO"):
+                    return False
+            return True
+
+        await until("cluster_state:ok on every node", healthy)
+        yield setup
+    finally:
+        for node in started:
+            node.stop()
+
+
 __all__ = [
     "HANG_GUARD",
     "REPLICATION",
     "SERVICE",
+    "ClusterSetup",
     "SentinelSetup",
     "admin",
     "command",
     "info",
     "kill",
     "replica_in_sync",
+    "replicated_cluster",
     "restart",
     "sentinel_setup",
     "until",
