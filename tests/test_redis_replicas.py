@@ -24,7 +24,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from fastapi_sessions import SessionConfigError, SessionManager, SessionStoreError
-from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
+from fastapi_sessions.stores import (
+    CorruptRecordError,
+    SessionChange,
+    SessionMeta,
+    SessionRecord,
+    WriteResult,
+)
 from fastapi_sessions.stores.factory import store_from_settings
 from fastapi_sessions.stores.redis import RedisStore
 
@@ -233,6 +239,17 @@ async def test_a_waited_write_needs_no_script_cache(
     await admin.aclose()
     assert await waiting_store.update("k", SessionChange({"cart": b"[]"}), ttl=600) is WriteResult.OK
     assert (await on_replica(replica, prefix, "k"))[b"=cart"] == b"[]"
+
+
+async def test_a_waited_write_to_a_key_of_another_type_is_a_corrupt_record_not_an_outage(
+    waiting_store: RedisStore, master: Server, prefix: str
+) -> None:
+    """The script's error comes back inside the pipeline's replies: it still takes the C10 path."""
+    admin = Redis(port=master.port)
+    await admin.rpush(prefix + "k", "x")
+    await admin.aclose()
+    with pytest.raises(CorruptRecordError, match="another Redis type"):
+        await waiting_store.update("k", SessionChange({"cart": b"[]"}), ttl=600)
 
 
 async def test_a_waited_write_cancelled_mid_flight_leaves_no_reply_behind(
