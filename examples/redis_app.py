@@ -6,13 +6,11 @@ Usage:
     export SESSION_STORE_URL=redis://127.0.0.1:6379/0     # rediss://... for TLS
     uvicorn --app-dir examples redis_app:app --workers 2
 
-Or hand the store a client you manage yourself (Sentinel master, Redis Cluster)::
+On a Redis Cluster, name several of its nodes instead of SESSION_STORE_URL (see cluster_store)::
 
-    from redis.asyncio.cluster import RedisCluster
-    from fastapi_sessions.stores.redis import RedisStore
+    export REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000
 
-    store = RedisStore(RedisCluster(host="10.0.0.1", port=7000), prefix="shop:")
-    sessions = SessionManager(ShopSession, store=store)
+For a Sentinel-managed master, see docs/redis.md.
 """
 
 from __future__ import annotations
@@ -23,8 +21,10 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from fastapi_sessions import SessionManager, SessionSettings
+from fastapi_sessions.stores.redis import RedisStore
 
 
 class ShopSession(BaseModel):
@@ -37,9 +37,26 @@ settings = SessionSettings(
     store_url=os.environ.get("SESSION_STORE_URL", "redis://127.0.0.1:6379/0"),
     store_prefix=os.environ.get("SESSION_STORE_PREFIX", "shop:"),
 )
-# The URL builds a RedisStore; the manager owns its pool and closes it at shutdown. Nothing
-# connects to Redis before the first request that needs a session.
-sessions = SessionManager(ShopSession, settings=settings)
+
+
+def cluster_store(nodes: str) -> RedisStore:
+    """A store on the Redis Cluster whose nodes are listed in ``nodes`` ("host:port,host:port,...").
+
+    The client asks its start-up nodes in turn for the cluster's layout, so with several of them the
+    app starts and serves while one is down; with a single one, that node is a single point of failure.
+    """
+    startup = [
+        ClusterNode(host, int(port)) for host, _, port in (n.rpartition(":") for n in nodes.split(","))
+    ]
+    return RedisStore(RedisCluster(startup_nodes=startup), prefix=settings.store_prefix)
+
+
+# Without REDIS_CLUSTER_NODES the URL builds a RedisStore; the manager owns its pool and closes it at
+# shutdown. Either way nothing connects to Redis before the first request that needs a session.
+cluster_nodes = os.environ.get("REDIS_CLUSTER_NODES")
+sessions = SessionManager(
+    ShopSession, settings=settings, store=cluster_store(cluster_nodes) if cluster_nodes else None
+)
 
 app = FastAPI(title="fastapi_sessions on Redis")
 sessions.install(app)

@@ -132,6 +132,11 @@ class SessionSettings(BaseSettings):
     store_timeout: float = Field(
         default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis)."
     )
+    store_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas that must confirm each session write before it is acknowledged (Redis).",
+    )
     on_store_error: Literal["fail", "degrade"] = Field(
         default="fail",
         description="Store down: answer 503 ('fail'), or serve an empty read-only session ('degrade').",

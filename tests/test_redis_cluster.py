@@ -6,8 +6,11 @@ These tests check that this still never leaves the old key usable, never loses t
 lets an in-flight write recreate a destroyed or regenerated session.
 """
 
+import importlib.util
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -15,7 +18,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from fastapi_sessions import SessionManager
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
@@ -24,9 +27,11 @@ from fastapi_sessions.testing import StoreConformance, StoreHarness, session_sto
 
 from .conftest import UserSession, make_app, make_settings
 from .races import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
-from .redis_support import Server, cluster, server_binary, unique_prefix
+from .redis_support import Server, cluster, free_port, server_binary, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "redis_app.py"
 
 if server_binary() is None:
     pytest.skip(
@@ -224,3 +229,58 @@ async def test_a_write_inside_the_cross_slot_rename_window_makes_the_rename_a_co
     assert old is not None, "the old session survives, with the concurrent write"
     assert dict(old.fields) == {"who": b'"intruder"'}
     assert old.meta.version == 1
+
+
+# -- start-up nodes ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_startup_node_down_is_an_outage_several_are_not(
+    cluster_nodes: list[Server], prefix: str
+) -> None:
+    """RedisCluster learns the cluster's layout from its start-up nodes, in turn: through a single
+    node that is down, every request needing a session is a 503; listed first among others, that
+    node costs nothing."""
+    down = ClusterNode("127.0.0.1", free_port())  # nothing listens there
+    alone = RedisCluster(startup_nodes=[down])
+    several = RedisCluster(startup_nodes=[down, *(ClusterNode("127.0.0.1", n.port) for n in cluster_nodes)])
+    try:
+        for client, status in ((alone, 503), (several, 200)):
+            sessions = SessionManager(
+                UserSession, settings=make_settings(), store=RedisStore(client, prefix=prefix)
+            )
+            transport = httpx.ASGITransport(make_app(sessions))
+            async with httpx.AsyncClient(transport=transport, base_url="https://t") as c:
+                assert (await c.post("/cart/a")).status_code == status
+                if status == 200:
+                    assert (await c.post("/cart/b")).json() == {"cart": ["a", "b"]}
+                    assert (await c.get("/me")).json()["cart"] == ["a", "b"]
+    finally:
+        await alone.aclose()
+        await several.aclose()
+
+
+@pytest.mark.anyio
+async def test_the_redis_example_serves_on_a_cluster_whose_first_node_is_down(
+    cluster_nodes: list[Server], prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/redis_app.py on a Cluster (REDIS_CLUSTER_NODES), its first listed node down."""
+    nodes = [f"127.0.0.1:{free_port()}", *(f"127.0.0.1:{n.port}" for n in cluster_nodes)]
+    monkeypatch.setenv("SESSION_SECRET_KEY", "examples-k3y-for-tests-only-0123456789-abcdef")
+    monkeypatch.setenv("SESSION_STORE_PREFIX", prefix)
+    monkeypatch.setenv("REDIS_CLUSTER_NODES", ",".join(nodes))
+    spec = importlib.util.spec_from_file_location("_example_redis_app_cluster", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    store = module.sessions.store
+    assert isinstance(store.client, RedisCluster)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(module.app), base_url="https://t") as c:
+            assert (await c.post("/login/5", follow_redirects=False)).status_code == 303
+            assert (await c.post("/cart/tea")).json() == {"cart": ["tea"]}
+            assert (await c.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
+    finally:
+        await store.client.aclose()

@@ -55,6 +55,7 @@ def test_every_field_has_the_documented_default() -> None:
         "store_url": "memory://",
         "store_prefix": "session:",
         "store_timeout": 1.0,
+        "store_wait_replicas": 0,
         "on_store_error": "fail",
         "max_size": 64 * 1024,
         "concurrency": "last_write_wins",
@@ -80,6 +81,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_STORE_URL": "memory://?max_entries=10",
         "SESSION_STORE_PREFIX": "app1:",
         "SESSION_STORE_TIMEOUT": "0.25",
+        "SESSION_STORE_WAIT_REPLICAS": "2",
         "SESSION_ON_STORE_ERROR": "degrade",
         "SESSION_MAX_SIZE": "1000",
         "SESSION_CONCURRENCY": "version_check",
@@ -102,6 +104,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.store_url == "memory://?max_entries=10"
     assert settings.store_prefix == "app1:"
     assert settings.store_timeout == 0.25
+    assert settings.store_wait_replicas == 2
     assert settings.on_store_error == "degrade"
     assert settings.max_size == 1000
     assert settings.concurrency == "version_check"
@@ -336,6 +339,7 @@ UNSAFE = [
     pytest.param({"SESSION_COOKIE_PATH": "/a;b"}, "cookie_path", id="path-semicolon"),
     pytest.param({"SESSION_COOKIE_DOMAIN": "exa mple.com"}, "cookie_domain", id="domain-space"),
     pytest.param({"SESSION_STORE_TIMEOUT": "0"}, "store_timeout", id="store-timeout"),
+    pytest.param({"SESSION_STORE_WAIT_REPLICAS": "-1"}, "store_wait_replicas", id="wait-replicas-negative"),
 ]
 
 

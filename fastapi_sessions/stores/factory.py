@@ -19,12 +19,22 @@ def store_from_settings(settings: SessionSettings, *, clock: Clock | None = None
     url = settings.store_url
     scheme = url.partition("://")[0].lower()
     if scheme == "memory":
+        if settings.store_wait_replicas:
+            raise SessionConfigError(
+                f"SESSION_STORE_WAIT_REPLICAS={settings.store_wait_replicas} needs a Redis master with "
+                "replicas, and SESSION_STORE_URL names the in-memory store, which has none: set "
+                "SESSION_STORE_URL to your Redis master, or SESSION_STORE_WAIT_REPLICAS to 0."
+            )
         return MemoryStore.from_url(url, clock=clock)
     if scheme in {"redis", "rediss", "unix"}:
         from .redis import RedisStore  # imported here: the core never imports redis
 
         return RedisStore.from_url(
-            url, prefix=settings.store_prefix, timeout=settings.store_timeout, built_from_settings=True
+            url,
+            prefix=settings.store_prefix,
+            timeout=settings.store_timeout,
+            wait_replicas=settings.store_wait_replicas,
+            built_from_settings=True,
         )
     raise SessionConfigError(
         f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://' or "

@@ -9,6 +9,9 @@ changed. The client a store builds for itself comes from ``redis_client``.
 
 Every call runs under this store's own deadline (``timeout``), whatever the client's socket settings,
 so a dead or black-holed server costs a request at most that long.
+
+With ``wait_replicas`` (``SESSION_STORE_WAIT_REPLICAS``) each write is pipelined with ``WAIT``, so it is
+only acknowledged once that many replicas have it: a failover then keeps every acknowledged write.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 try:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.commands.core import AsyncScript
     from redis.exceptions import ResponseError
 except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox session
     raise ImportError(
@@ -140,6 +144,38 @@ class _NeverSent(SessionStoreError):
     """No connection came free within the deadline: the command was never sent."""
 
 
+class _Unconfirmed(SessionStoreError):
+    """The write ran on the master, but fewer replicas than ``wait_replicas`` confirmed it."""
+
+
+def _checked_wait_replicas(wait_replicas: int, client: Redis | RedisCluster, timeout: float) -> int:
+    """``wait_replicas`` if this client can run a WAIT of up to ``timeout / 2`` on the write's
+    connection; a ``SessionConfigError`` that says why not otherwise."""
+    if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or wait_replicas < 0:
+        raise SessionConfigError(
+            f"wait_replicas (SESSION_STORE_WAIT_REPLICAS) must be a whole number >= 0, not "
+            f"{wait_replicas!r}: the number of replicas that must confirm each session write."
+        )
+    if not wait_replicas:
+        return 0
+    if isinstance(client, RedisCluster):
+        raise SessionConfigError(
+            "wait_replicas (SESSION_STORE_WAIT_REPLICAS) is not supported on a Redis Cluster client: "
+            "WAIT must run on the connection that wrote, which redis-py's cluster client does not "
+            "guarantee. Set it to 0; see the Redis page of the docs for what a Cluster failover keeps."
+        )
+    socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    if socket_timeout is not None and socket_timeout <= timeout / 2:
+        raise SessionConfigError(
+            f"The Redis client's socket_timeout ({socket_timeout} s) would cut short the WAIT of a "
+            f"confirmed write, which may take up to {timeout / 2:g} s (half of SESSION_STORE_TIMEOUT) "
+            "with wait_replicas (SESSION_STORE_WAIT_REPLICAS): leave socket_timeout unset (the store's "
+            "deadline bounds every call) or above that. With Sentinel, give the sentinels' own "
+            "timeouts in sentinel_kwargs=, not as Sentinel(..., socket_timeout=...)."
+        )
+    return wait_replicas
+
+
 class RedisStore:
     """Sessions in Redis, one hash per session under ``prefix + key``.
 
@@ -162,6 +198,7 @@ class RedisStore:
         timeout: float = DEFAULT_TIMEOUT,
         owns_client: bool = False,
         built_from_settings: bool = False,
+        wait_replicas: int = 0,
     ) -> None:
         if not prefix:
             raise SessionConfigError(
@@ -193,6 +230,7 @@ class RedisStore:
         self._connections: asyncio.Semaphore | None = None
         if owns_client and isinstance(client, Redis):
             self._connections = asyncio.Semaphore(client.connection_pool.max_connections)
+        self.wait_replicas = _checked_wait_replicas(wait_replicas, client, timeout)
         self._load_touch = client.register_script(lua.LOAD_TOUCH)
         self._create = client.register_script(lua.CREATE)
         self._update = client.register_script(lua.UPDATE)
@@ -208,6 +246,7 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
         built_from_settings: bool = False,
+        wait_replicas: int = 0,
         **client_options: Any,
     ) -> RedisStore:
         """A store on a new connection pool for ``url`` (``redis://``, ``rediss://``, ``unix://``).
@@ -222,6 +261,7 @@ class RedisStore:
             timeout=timeout,
             owns_client=True,
             built_from_settings=built_from_settings,
+            wait_replicas=wait_replicas,
         )
 
     def _key(self, key: str) -> str:
@@ -274,7 +314,7 @@ class RedisStore:
         for name, value in record.fields.items():
             args += (_DATA + name.encode(), value)
         args += _meta_fields(record.meta)
-        created = await self._run("create", self._create(keys=[self._key(key)], args=args))
+        created = await self._run("create", self._write("create", self._create, [self._key(key)], args))
         return WriteResult.OK if created == 1 else WriteResult.EXISTS
 
     async def update(
@@ -288,7 +328,7 @@ class RedisStore:
         # A token only where a false conflict could matter: version-checked writes.
         token = b"" if expected is None else os.urandom(8).hex().encode()
         args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
-        result = await self._run("update", self._update(keys=[self._key(key)], args=args))
+        result = await self._run("update", self._write("update", self._update, [self._key(key)], args))
         return _RESULTS[_bytes(result)]
 
     async def rename(
@@ -305,11 +345,13 @@ class RedisStore:
         token = os.urandom(8).hex().encode()
         args: list[Any] = [_ms(ttl), token, *_change_args(change, expected)]
         keys = [self._key(old_key), self._key(new_key)]
-        rename = self._rename(keys=keys, args=args)
+        rename = self._write("regeneration", self._rename, keys, args)
         try:
             result = await self._run("regeneration", rename)
         except (ResponseError, CorruptRecordError, _NeverSent):
             raise  # Redis refused it, or never got it: nothing ran
+        except _Unconfirmed:
+            raise  # it ran, on the master alone: a 503, as SESSION_STORE_WAIT_REPLICAS promises
         except Exception as exc:
             # No answer (the deadline, a lost connection): the script may have run, or still may. The
             # request must either send the new cookie or leave the old session usable, so find out.
@@ -364,8 +406,47 @@ class RedisStore:
         await self.delete(new_key)
         return WriteResult.CONFLICT
 
+    def _write(self, what: str, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """Run a write script; with ``wait_replicas``, confirmed by the replicas (:meth:`_replicated`).
+
+        A confirmed write sends the script's text (EVAL), not its SHA: a pipelined EVALSHA that meets
+        an empty script cache (a new master after a failover) would cost a second WAIT to retry.
+        """
+        if not self.wait_replicas:
+            return script(keys=keys, args=args)
+        return self._replicated(what, ("EVAL", script.script, len(keys), *keys, *args))
+
+    async def _replicated(self, what: str, command: tuple[Any, ...]) -> Any:
+        """``command`` and ``WAIT wait_replicas`` in one pipeline: one round trip, on one connection.
+
+        WAIT counts the replicas that have every write made so far *on its connection*, so it must
+        share the write's connection; a pipeline guarantees that (a separate call could take another
+        pooled connection and count nothing). Fewer replicas than asked within half the deadline
+        raise ``SessionStoreError``: the write is on the master alone, and a failover now could lose
+        it.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        pipe.execute_command("WAIT", self.wait_replicas, _ms(self.timeout / 2))
+        reply, confirmed = await pipe.execute(raise_on_error=False)
+        for result in (reply, confirmed):
+            if isinstance(result, Exception):
+                raise result
+        if confirmed < self.wait_replicas:
+            raise _Unconfirmed(
+                f"Only {confirmed} of {self.wait_replicas} Redis replicas confirmed a session {what} "
+                f"within {self.timeout / 2:g} s (SESSION_STORE_WAIT_REPLICAS={self.wait_replicas}): "
+                "the change is on the master alone and a failover now could lose it, so the request "
+                "is answered 503. Check that the replicas are up and linked to the master (INFO "
+                "replication), or set SESSION_STORE_WAIT_REPLICAS to the number of replicas you run."
+            )
+        return reply
+
     async def delete(self, key: str) -> None:
-        await self._run("delete", self.client.delete(self._key(key)))
+        if self.wait_replicas:
+            await self._run("delete", self._replicated("delete", ("DEL", self._key(key))))
+        else:
+            await self._run("delete", self.client.delete(self._key(key)))
 
     async def clear(self) -> None:
         """Delete every key under this store's prefix: all its sessions, everyone logged out.
