@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import pytest
 from fastapi_sessions.stores import workers
 
 from .conftest import SECRET
-from .redis_support import free_port
+from .workers_support import uvicorn_workers
 
 fcntl = pytest.importorskip("fcntl", reason="the check relies on flock (POSIX)")
 
@@ -150,7 +149,6 @@ def test_processes_of_other_command_lines_are_not_siblings(
 @pytest.fixture
 def memory_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``uvicorn tests.apps.workers_app:app --workers 2`` with the default memory store; its URL, log."""
-    port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSION_")}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.update(
@@ -158,52 +156,10 @@ def memory_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         SESSION_SECRET_KEY=SECRET,
         SESSION_COOKIE_SECURE="false",
         TMPDIR=str(tmp_path),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
     log = tmp_path / "uvicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.apps.workers_app:app",
-                "--workers",
-                "2",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers can be stopped with it
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + HANG_GUARD
-        while True:
-            assert process.poll() is None, f"uvicorn exited early:\n{log.read_text()}"
-            try:
-                if httpx.get(base_url + "/get", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"uvicorn did not answer in time:\n{log.read_text()}"
-            time.sleep(0.05)
+    with uvicorn_workers(env, log, start_timeout=HANG_GUARD) as base_url:
         yield base_url, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def test_uvicorn_with_two_workers_and_the_memory_store_warns_once(memory_workers: tuple[str, Path]) -> None:

@@ -6,9 +6,6 @@ until both PIDs answered, and every answer must show the value set earlier, whic
 """
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +17,18 @@ pytest.importorskip("redis")
 pytest.importorskip("uvicorn")
 
 from .conftest import SECRET
-from .redis_support import free_port, keys_under
+from .redis_support import keys_under
+from .workers_support import uvicorn_workers
 
 pytestmark = pytest.mark.redis
 
-ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 15.0
 ROUNDS_TIMEOUT = 5.0
 
 
 class Workers:
-    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.base_url, self.process, self.log = base_url, process, log
+    def __init__(self, base_url: str, log: Path) -> None:
+        self.base_url, self.log = base_url, log
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -39,59 +36,16 @@ class Workers:
 
 @pytest.fixture
 def workers(redis_server_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Workers]:
-    port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("SESSION_")}
     env.update(
         SESSION_STORE_URL=redis_server_url,
         SESSION_STORE_PREFIX=redis_prefix,
         SESSION_SECRET_KEY=SECRET,
         SESSION_COOKIE_SECURE="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     )
     log = tmp_path / "uvicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.apps.workers_app:app",
-                "--workers",
-                "2",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers can be stopped with it
-        )
-    server = Workers(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"uvicorn exited early:\n{server.output()}"
-            try:
-                if httpx.get(server.base_url + "/get", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"uvicorn did not answer in time:\n{server.output()}"
-            time.sleep(0.05)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+    with uvicorn_workers(env, log, start_timeout=START_TIMEOUT) as base_url:
+        yield Workers(base_url, log)
 
 
 def request(method: str, url: str, cookie: str | None = None) -> httpx.Response:
