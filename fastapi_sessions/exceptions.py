@@ -1,4 +1,4 @@
-"""The exceptions fastapi_sessions raises, all rooted at :class:`SessionError`.
+"""The exceptions fastapi_sessions raises, all rooted at ``SessionError``.
 
 ```
 SessionError

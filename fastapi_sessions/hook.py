@@ -208,7 +208,7 @@ def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
 class SessionHook:
     """ASGI middleware of the typed door, installed by ``SessionManager.install``.
 
-    It hands each request an :class:`Exchange` (under ``scope_key``) for the dependency to open the
+    It hands each request an ``Exchange`` (under ``scope_key``) for the dependency to open the
     session in, and at shutdown runs ``on_shutdown`` (closing a store the manager made).
     """
 

@@ -3,7 +3,7 @@
 ``install(app)`` adds a request middleware that loads the session before the handler runs (handlers
 read ``request.ctx.session`` synchronously; a request without the session cookie costs no store call)
 and a response middleware that commits it when the response starts, with the typed door's rules:
-the same :class:`~fastapi_sessions.session.Session`, engine and header rules; only Sanic's request
+the same ``Session``, engine and header rules; only Sanic's request
 and response API is spelled here.
 
 Sanic has no hook that every request reaches at its end (a cancelled request skips the response
@@ -118,10 +118,10 @@ def _merge(headers: Header, name: str, rule: Callable[[bytes], bytes | None], de
 
 
 class SanicSessions(Generic[D]):
-    """One Sanic app's sessions, as :func:`install` set them up; ``D`` is the session's type.
+    """One Sanic app's sessions, as ``install`` set them up; ``D`` is the session's type.
 
-    It holds the ``settings``, the ``store`` and the ``engine``, and offers :meth:`regenerate`,
-    :meth:`destroy` and :meth:`set_expiry` for typed sessions (a ``SessionDict`` has them as methods).
+    It holds the ``settings``, the ``store`` and the ``engine``, and offers ``regenerate``,
+    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods).
     """
 
     def __init__(self, engine: SessionEngine[D], live: dict[int, Session[D]], *, owns_store: bool) -> None:
@@ -158,7 +158,7 @@ class SanicSessions(Generic[D]):
         self.session_of(session).set_expiry(seconds)
 
     async def close_owned_store(self, app: Sanic[Any, Any] | None = None) -> None:
-        """Close the store if :func:`install` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""
+        """Close the store if ``install`` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""
         if self._owns_store:
             await self.store.aclose()
 
@@ -282,7 +282,7 @@ def install(
     """Server-side sessions for a Sanic app, as ``request.ctx.session``; call it once, before the app
     starts.
 
-    ``request.ctx.session`` is a :class:`~fastapi_sessions.SessionDict` (a dict of JSON values), or an
+    ``request.ctx.session`` is a ``SessionDict`` (a dict of JSON values), or an
     instance of ``model`` (a Pydantic model whose fields all have defaults). Options are any
     ``SessionSettings`` field by its name (``cookie_secure``, ``max_age``...), also the article's
     ``cookie_https_only`` and Starlette's ``session_cookie``, ``https_only``, ``same_site``, ``path``
