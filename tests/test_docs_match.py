@@ -89,3 +89,27 @@ def test_no_docstring_in_the_package_uses_a_sphinx_role() -> None:
 def test_the_sphinx_role_check_sees_a_role() -> None:
     tree = ast.parse('"""See :meth:`SessionManager.install`."""\n\nclass A:\n    """:class:`B`."""\n')
     assert [SPHINX_ROLE.search(text) is not None for _, text in _docstrings(tree)] == [True, True]
+
+
+@pytest.mark.anyio
+async def test_the_custom_store_example_merges_with_applied_and_purges_expired_rows_in_batches() -> None:
+    from fastapi_sessions.stores import SessionMeta, SessionRecord, WriteResult
+    from fastapi_sessions.testing import FakeClock
+
+    from .test_docs import RUNNABLE, run_block
+
+    (block,) = [b for b in RUNNABLE if b.page.name == "custom-store.md" and "class SQLiteStore" in b.source]
+    assert "record.applied(change)" in block.source
+    assert "version + 1" not in block.source, "the example must not re-implement SessionRecord.applied"
+    clock = FakeClock()
+    store = run_block(block)["SQLiteStore"](clock=clock)
+    now = clock.time()
+    for n, lifetime in enumerate([10, 10, 10, 1000]):
+        record = SessionRecord({"n": str(n).encode()}, SessionMeta(now, now + lifetime))
+        assert await store.create(f"k{n}", record, ttl=lifetime) is WriteResult.OK
+    clock.advance(20)
+    assert await store.purge_expired(limit=2) == 2
+    assert await store.purge_expired(limit=2) == 1
+    assert await store.purge_expired(limit=2) == 0
+    assert (await store.load("k3")) is not None, "a live record is never purged"
+    await store.aclose()
