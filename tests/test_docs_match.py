@@ -113,3 +113,11 @@ async def test_the_custom_store_example_merges_with_applied_and_purges_expired_r
     assert await store.purge_expired(limit=2) == 0
     assert (await store.load("k3")) is not None, "a live record is never purged"
     await store.aclose()
+
+
+def test_the_readme_says_which_redis_database_the_tests_use() -> None:
+    from .redis_support import TEST_DB, unique_prefix
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"database {TEST_DB}" in readme
+    assert unique_prefix().split(":", 1)[0] + ":" in readme, "and under which key prefix"
