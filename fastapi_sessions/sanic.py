@@ -13,7 +13,6 @@ that lets go of its session; the signal lets go of it first on every ordinary pa
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,12 +37,13 @@ from .dictsession import DictCodec, SessionDict
 from .engine import SessionEngine
 from .exceptions import (
     CONFLICT_DETAIL,
-    RETRY_AFTER_SECONDS,
     UNAVAILABLE_DETAIL,
+    UNAVAILABLE_HEADERS,
     SessionConfigError,
     SessionConflictError,
     SessionStoreError,
     SessionStoreUnavailable,
+    error_body,
 )
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
@@ -63,7 +63,6 @@ M = TypeVar("M", bound=BaseModel)
 _OUTERMOST = 1_000_000
 # Where a request keeps its Session, next to the data in request.ctx.session.
 _SLOT = "_fastapi_sessions"
-_RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 _SKIPPED = (
     "A session change was NOT saved: the response went out without the fastapi_sessions response "
     "middleware (a response middleware that runs before it returned a new response, or raised). "
@@ -81,7 +80,7 @@ class _Answer(HTTPResponse):
     __slots__ = ("_sent",)
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps({"detail": detail}, separators=(",", ":"))
+        body = error_body(detail)
         headers = {"Cache-Control": "no-store", **(headers or {})}
         super().__init__(body, status, headers, content_type="application/json")
         self._sent = False
@@ -94,7 +93,7 @@ class _Answer(HTTPResponse):
 
 def _unavailable(request: Request[Any, Any], exc: Exception) -> HTTPResponse:
     """The exception handler for ``SessionStoreUnavailable`` raised in a handler (a degraded session)."""
-    return _Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER)
+    return _Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
 
 
 def _cookie_headers(headers: Header) -> list[tuple[bytes, bytes]]:
@@ -173,7 +172,7 @@ class SanicSessions(Generic[D]):
         try:
             data = await session.load()  # no cookie: a new session, and no store call
         except SessionStoreUnavailable:  # logged by the engine
-            return _Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER)
+            return _Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
         setattr(ctx, _SLOT, session)
         ctx.session = data
         # The backstop for the paths that reach no signal; about 0.8 us per request (measured).
@@ -206,7 +205,7 @@ class SanicSessions(Generic[D]):
         except SessionConflictError as exc:
             return _replaced(_Answer(409, CONFLICT_DETAIL), exc)
         except SessionStoreError as exc:
-            return _replaced(_Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER), exc)
+            return _replaced(_Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS), exc)
         except Exception as exc:
             self._let_go(request, completed=False)
             answer: HTTPResponse = request.app.error_handler.response(request, exc)  # and logs it
