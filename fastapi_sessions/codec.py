@@ -62,7 +62,7 @@ def dict_is_snapshot(model: type[BaseModel]) -> bool:
 
 
 class Codec(Protocol[D]):
-    """What the engine needs of a kind of session data: a typed model (:class:`ModelCodec`) or the
+    """What the engine needs of a kind of session data: a typed model (``ModelCodec``) or the
     classic door's dict (``classic.DictCodec``)."""
 
     @property

@@ -12,6 +12,8 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from pydantic import ValidationError
+
 from .clock import Clock
 from .codec import Codec, Snapshot
 from .cookies import CookieWriter, cookie_values
@@ -145,7 +147,7 @@ class SessionEngine(Generic[D]):
                     except CorruptRecordError as exc:  # a value that is not one JSON value
                         problem = f"is corrupt ({exc})"
                     except (ValueError, RecursionError) as exc:
-                        problem = f"does not fit the session data ({type(exc).__name__})"
+                        problem = f"does not fit the session data ({_what_failed(exc)})"
                     else:
                         baseline = self.codec.snapshot(data)
                         # Built without the named tuple's __new__, a Python function: about 800
@@ -342,6 +344,20 @@ def _expected(
     """The stored values (None: absent) of the fields a change sets or removes, as loaded."""
     stored = record.fields
     return {name: stored.get(name) for name in (*changed, *removed)}
+
+
+def _what_failed(exc: BaseException) -> str:
+    """Which stored fields failed validation and how, for the log; never a value (it may be a secret).
+
+    A stored field name is data too, so each is cut short and shown as an escaped literal.
+    """
+    if not isinstance(exc, ValidationError):
+        return type(exc).__name__
+    failed = {
+        f"{str(error['loc'][0])[:40]!a} ({error['type']})" if error["loc"] else error["type"]
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    }
+    return "fields failing validation: " + ", ".join(sorted(failed))
 
 
 def _check_takes_expected(store: SessionStore) -> None:

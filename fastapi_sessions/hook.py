@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .exceptions import (
     CONFLICT_DETAIL,
-    RETRY_AFTER_SECONDS,
     UNAVAILABLE_DETAIL,
+    UNAVAILABLE_HEADERS,
     SessionConfigError,
     SessionConflictError,
     SessionStoreError,
+    error_body,
 )
 from .headers import (
     CACHE_CONTROL,
@@ -66,7 +67,8 @@ def second_door(key: str) -> SessionConfigError:
 
 def error_messages(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
     """The messages of a JSON error answer given in place of the app's response."""
-    response = JSONResponse({"detail": detail}, status, {"Cache-Control": "no-store", **(headers or {})})
+    headers = {"Cache-Control": "no-store", **(headers or {})}
+    response = Response(error_body(detail), status, headers, media_type="application/json")
     return [
         {"type": "http.response.start", "status": status, "headers": response.raw_headers},
         {"type": "http.response.body", "body": response.body},
@@ -75,8 +77,7 @@ def error_messages(status: int, detail: str, headers: dict[str, str] | None = No
 
 def unavailable_messages() -> list[Message]:
     """The 503 answered when the session store fails."""
-    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return error_messages(503, UNAVAILABLE_DETAIL, retry)
+    return error_messages(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
 
 
 class Exchange:
@@ -208,7 +209,7 @@ def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
 class SessionHook:
     """ASGI middleware of the typed door, installed by ``SessionManager.install``.
 
-    It hands each request an :class:`Exchange` (under ``scope_key``) for the dependency to open the
+    It hands each request an ``Exchange`` (under ``scope_key``) for the dependency to open the
     session in, and at shutdown runs ``on_shutdown`` (closing a store the manager made).
     """
 

@@ -30,7 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 class SessionManager(Generic[M]):
     """Typed server-side sessions for one model class.
 
-    Build it once per app, call :meth:`install` on the app, and depend on :attr:`get_session`:
+    Build it once per app, call ``install`` on the app, and depend on ``get_session``:
 
         sessions = SessionManager(UserSession)
         sessions.install(app)

@@ -1,7 +1,7 @@
 """The per-request session: one object that owns one request's session from load to commit.
 
 Every door (the typed ``Depends()`` door, the classic ``request.session`` middleware, Sanic) makes one
-:class:`Session` per request that uses sessions, and talks only to it. It loads at most once, registers
+``Session`` per request that uses sessions, and talks only to it. It loads at most once, registers
 itself where ``regenerate(model)`` and friends can find it, records what the request asks for at commit,
 and commits once, through the engine, when the response starts. After that it is *closed*: its data
 can still be read, but changes cannot be saved, and it says so instead of losing them silently.
@@ -58,7 +58,7 @@ class Loaded(NamedTuple):
 class Session(Generic[D]):
     """One request's session: its data (a model or a dict), where it is stored, and what to do at commit.
 
-    ``data`` is None until :meth:`load`. ``baseline`` is the snapshot the data had when loaded (or when
+    ``data`` is None until ``load``. ``baseline`` is the snapshot the data had when loaded (or when
     destroyed, or when committed): the session is dirty when its snapshot differs.
     """
 
@@ -91,7 +91,7 @@ class Session(Generic[D]):
         self._headers = headers
         self._registry = registry
         """Where the door finds this session by ``id(data)`` (for ``regenerate(model)`` and the
-        SessionDict methods), until :meth:`release`."""
+        SessionDict methods), until ``release``."""
         self.data: D | None = None
         self.baseline: Snapshot = {}
         self.session_id: str | None = None
@@ -122,7 +122,7 @@ class Session(Generic[D]):
 
         Should a concurrent call in the same request have finished first, its data stays and this
         load is dropped. (The typed door awaits the engine itself and hands the result here: one
-        coroutine less per request than awaiting :meth:`load`, 0.1 to 0.3 us.)
+        coroutine less per request than awaiting ``load``, 0.1 to 0.3 us.)
         """
         if self.data is not None:
             return self.data
@@ -224,7 +224,7 @@ class Session(Generic[D]):
 
     def close(self, current: Snapshot) -> None:
         """Close without saving: the response started and nothing is (or may be) written, as for an
-        unchanged session or a 5xx answer. Later changes are reported by :meth:`release`."""
+        unchanged session or a 5xx answer. Later changes are reported by ``release``."""
         self.committed = True
         self.baseline = current
 

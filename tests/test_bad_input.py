@@ -944,6 +944,18 @@ async def test_bad_store_contents(
         assert decoded == [], "an oversized record must be refused by size, before any parsing"
 
 
+async def test_a_discarded_records_log_line_names_the_failing_fields_never_their_values(
+    strict_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator must see which field broke (after a model change, say), but not what it held."""
+    fields = {"user_id": b'"tok-6a1f-not-a-number"', "cart": b'["ok"]', "role": b'"root"'}
+    await _assert_record_discarded(strict_env, caplog, fields)
+    line = security_warnings(caplog)[-1].getMessage()
+    assert "'role' (literal_error), 'user_id' (int_parsing)" in line, line
+    assert "tok-6a1f" not in line
+    assert "root" not in line
+
+
 async def test_deep_nesting_within_the_size_limit_is_corrupt_not_a_crash(
     strict_env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -179,8 +179,8 @@ def _checked_wait_replicas(wait_replicas: int, client: Redis | RedisCluster, tim
 class RedisStore:
     """Sessions in Redis, one hash per session under ``prefix + key``.
 
-    Build it with :meth:`from_url` (the store then owns its connection pool and closes it in
-    :meth:`aclose`), or pass any ``redis.asyncio`` client you manage yourself: a plain ``Redis``,
+    Build it with ``from_url`` (the store then owns its connection pool and closes it in
+    ``aclose``), or pass any ``redis.asyncio`` client you manage yourself: a plain ``Redis``,
     the master of a ``Sentinel``, or a ``RedisCluster``. A client passed in is never closed by us.
     The client must not use ``decode_responses=True``.
 
@@ -407,7 +407,7 @@ class RedisStore:
         return WriteResult.CONFLICT
 
     def _write(self, what: str, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
-        """Run a write script; with ``wait_replicas``, confirmed by the replicas (:meth:`_replicated`).
+        """Run a write script; with ``wait_replicas``, confirmed by the replicas (``_replicated``).
 
         A confirmed write sends the script's text (EVAL), not its SHA: a pipelined EVALSHA that meets
         an empty script cache (a new master after a failover) would cost a second WAIT to retry.

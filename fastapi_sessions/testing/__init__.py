@@ -1,10 +1,10 @@
 """Helpers for testing apps and stores that use fastapi_sessions.
 
-* :class:`FakeClock`: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
-* :func:`session_cookie`: a valid signed cookie value for a session ID, for tests that craft requests.
-* :class:`RecordingStore`: wraps a store, counts its calls, and can simulate an outage.
-* :class:`StoreConformance`: the store contract as a pytest test class; subclass it to check a store.
-* :data:`CHECKS`: the same checks as plain async functions; :data:`CONCURRENCY_CHECKS`, those of them
+* ``FakeClock``: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
+* ``session_cookie``: a valid signed cookie value for a session ID, for tests that craft requests.
+* ``RecordingStore``: wraps a store, counts its calls, and can simulate an outage.
+* ``StoreConformance``: the store contract as a pytest test class; subclass it to check a store.
+* ``CHECKS``: the same checks as plain async functions; ``CONCURRENCY_CHECKS``, those of them
   that race writers on one record.
 """
 

@@ -1,6 +1,6 @@
 """The store contract as plain async checks, each raising ``AssertionError`` when a store breaks it.
 
-Run them through :class:`fastapi_sessions.testing.StoreConformance` (pytest), or call them yourself:
+Run them through ``fastapi_sessions.testing.StoreConformance`` (pytest), or call them yourself:
 ``for check in CHECKS: await check(harness)``. A harness gives a fresh store, a wall clock and a way to
 let time pass: a fake clock for in-process stores, real sleeps for a server (with a small ``unit``).
 """

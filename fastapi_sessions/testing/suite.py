@@ -19,7 +19,7 @@ __all__ = ["StoreConformance"]
 
 
 class StoreConformance:
-    """Every check of :data:`fastapi_sessions.testing.CHECKS`, one test each."""
+    """Every check of ``fastapi_sessions.testing.CHECKS``, one test each."""
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__.removeprefix("check_") for c in CHECKS])
