@@ -202,7 +202,7 @@ def test_python_test_file_passes_under_pytest(block: Block, tmp_path: Path) -> N
             path.write_text(titled.source, encoding="utf-8")
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-W", "error"]
     command += ["-W", _STARLETTE_HTTPX, block.title or ""]
-    result = subprocess.run(  # noqa: S603 - our own interpreter on our own docs
+    result = subprocess.run(  # our own interpreter on our own docs
         command, cwd=tmp_path, capture_output=True, text=True, check=False, env=dict(os.environ)
     )
     assert result.returncode == 0, f"{block.id} fails under pytest:\n{result.stdout}{result.stderr}"
