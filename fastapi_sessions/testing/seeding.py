@@ -7,6 +7,7 @@ client's next request is that session, and the routes can regenerate, destroy or
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
@@ -33,16 +34,18 @@ SessionData = BaseModel | Mapping[str, Any]
 _MAX_DEPTH = 100
 
 
-@overload
-def seed_session(
-    client: httpx.AsyncClient, door: Door, data: SessionData, *, cookie_name: str | None = None
-) -> Coroutine[Any, Any, None]: ...
-
-
+# TestClient first: Starlette 1.x types it as a subclass of Any (its httpx import is conditional),
+# which would match the AsyncClient overload too.
 @overload
 def seed_session(
     client: TestClient, door: Door, data: SessionData, *, cookie_name: str | None = None
 ) -> None: ...
+
+
+@overload
+def seed_session(
+    client: httpx.AsyncClient, door: Door, data: SessionData, *, cookie_name: str | None = None
+) -> Coroutine[Any, Any, None]: ...
 
 
 def seed_session(
@@ -54,15 +57,11 @@ def seed_session(
 ) -> Coroutine[Any, Any, None] | None:
     """Start ``client`` off with a stored session holding ``data``: its next request is that session.
 
-    ``door`` is where the app's sessions come from: the ``SessionManager`` (then ``data`` is an
-    instance of its model), or the app itself, for ``SessionMiddleware`` (then ``data`` is a dict of
-    JSON values; the typed door is found in the app too). ``cookie_name`` picks a door when the app
-    has several. The session is created by the door's engine in its store, and the cookie the app
-    would send goes into the client's jar.
-
-    With Starlette's ``TestClient`` it runs on the client's event loop (inside ``with
-    TestClient(app)``, where a Redis store's connections live) and returns when done; with an
-    ``httpx.AsyncClient``, await it.
+    The door's own engine creates the session in its store (its namespace, keys and lifetime), and
+    the cookie the app would send goes into the client's jar; the routes can then regenerate, destroy
+    or change it as in production. With Starlette's ``TestClient`` it runs on the client's event loop
+    (inside ``with TestClient(app)``, where a Redis store's connections live) and returns when done;
+    with an ``httpx.AsyncClient``, await it.
 
         with TestClient(app, base_url="https://testserver") as client:
             seed_session(client, sessions, UserSession(user="alice"))
@@ -70,8 +69,18 @@ def seed_session(
         async with httpx.AsyncClient(transport=..., base_url="https://testserver") as client:
             await seed_session(client, app, {"user": "alice"})
 
-    Raises SessionUsageError when the cookie is ``Secure`` and the client's base URL is not https
-    (the client would never send it), or when ``data`` is not what the door stores.
+    Args:
+        client: The test client whose next requests carry the session.
+        door: The ``SessionManager`` (typed sessions), or the app, for ``SessionMiddleware`` (a typed
+            door installed in the app is found too).
+        data: An instance of the manager's model, or a dict of JSON values for ``request.session``.
+        cookie_name: Which door, when the app has several (their ``SESSION_COOKIE_NAME``).
+
+    Raises:
+        SessionUsageError: The cookie is ``Secure`` and the client's base URL is not https (the
+            client would never send it), ``data`` is not what the door stores, or the app has
+            several doors and no ``cookie_name`` says which.
+        SessionNotInstalledError: The app has no session door.
     """
     import httpx
 
@@ -173,9 +182,10 @@ def _check_can_send(client: TestClient | httpx.AsyncClient, engine: SessionEngin
 
 
 def _into_jar(client: TestClient | httpx.AsyncClient, cookie: bytes) -> None:
-    """Put the cookie into the client's jar as if the app had sent it in answer to the client."""
-    import httpx
-
-    request = httpx.Request("GET", client.base_url)
-    response = httpx.Response(200, headers=[(b"set-cookie", cookie)], request=request)
+    """Put the cookie into the client's jar as if the app had sent it in answer to the client (so the
+    jar applies the cookie's own attributes: Path, Secure, Max-Age)."""
+    # The client's own flavour of httpx: Starlette's TestClient uses the httpx2 fork where installed.
+    flavour = sys.modules[type(client.cookies).__module__.partition(".")[0]]
+    request = flavour.Request("GET", client.base_url)
+    response = flavour.Response(200, headers=[(b"set-cookie", cookie)], request=request)
     client.cookies.extract_cookies(response)
