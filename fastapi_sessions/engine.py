@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .clock import Clock
 from .codec import Codec, Snapshot
-from .cookies import CookieWriter, cookie_values
+from .cookies import CookieWriter, PlainHttpCheck, cookie_values
 from .exceptions import (
     READ_ONLY,
     CorruptRecordError,
@@ -76,6 +76,8 @@ class SessionEngine(Generic[D]):
             settings.signing_keys(), max_age=settings.max_age, clock=clock, namespace=self.namespace
         )
         self.cookies = CookieWriter(settings)
+        self.plain_http = PlainHttpCheck(settings)
+        """Warns once if the door sends its Secure cookie where it will not come back."""
         self.cookie_name = settings.cookie_name.encode("latin-1")
         self.version_check = settings.concurrency == "version_check"
         if self.version_check:

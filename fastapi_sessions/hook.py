@@ -87,17 +87,20 @@ class Exchange:
     that needs nothing from us costs no coroutine of ours.
     """
 
-    __slots__ = ("_send", "engine", "session", "started", "vary_on_access")
+    __slots__ = ("_send", "engine", "scheme", "session", "started", "vary_on_access")
 
     def __init__(
         self,
         engine: SessionEngine[Any],
         send: Send,
+        scheme: str,
         session: Session[Any] | None = None,
         *,
         vary_on_access: bool = False,
     ) -> None:
         self.engine = engine
+        self.scheme = scheme
+        """The scope's scheme (``http``, ``https``, ``ws``, ``wss``): where our cookie goes."""
         self.session = session
         self.vary_on_access = vary_on_access
         """Add ``Vary: Cookie`` to an unchanged session's response only if the app read the session
@@ -159,6 +162,7 @@ class Exchange:
             if cookie is not None:
                 headers.append((SET_COOKIE, cookie))
                 _forbid_caching_the_cookie(headers)
+                self._check_transport(session)
         await self._send({**message, "headers": headers})
 
     async def _accept_websocket(self, session: Session[Any], message: Message) -> None:
@@ -172,7 +176,14 @@ class Exchange:
         if cookie is not None:
             headers = [*message.get("headers", ()), (SET_COOKIE, cookie)]
             message = {**message, "headers": headers}
+            self._check_transport(session)
         await self._send(message)
+
+    def _check_transport(self, session: Session[Any]) -> None:
+        """Warn (once per door) if the cookie just set goes over plain http where it is lost."""
+        plain_http = self.engine.plain_http
+        if plain_http.pending:
+            plain_http.check(self.scheme, session.headers)
 
     async def replace(self, messages: list[Message], exc: Exception) -> None:
         """Answer with ``messages`` in place of the app's response, and log why (once)."""
@@ -231,7 +242,7 @@ class SessionHook:
         if kind == "http" or kind == "websocket":
             if self.key in scope:
                 raise second_door(self.key)
-            exchange = Exchange(self.engine, send)
+            exchange = Exchange(self.engine, send, scope.get("scheme", "http"))
             scope[self.key] = exchange
             try:
                 await self.app(scope, receive, exchange.send)

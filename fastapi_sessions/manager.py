@@ -114,7 +114,10 @@ class SessionManager(Generic[M]):
             self.live,
             model,
             "This object is not a live session of this manager: pass the model that get_session "
-            "returned in the current request.",
+            "returned in the current request. In a test, a model from app.dependency_overrides["
+            "sessions.get_session] is not live; seed the session instead: "
+            "fastapi_sessions.testing.seed_session(client, sessions, YourModel(...)) before the "
+            "request (see 'Testing your app' in the docs).",
         )
 
     def regenerate(self, session: M) -> None:

@@ -123,7 +123,7 @@ class SessionMiddleware:
             else:
                 await send({"type": "websocket.close", "code": 1011})
             return
-        exchange = Exchange(self.engine, send, session, vary_on_access=True)
+        exchange = Exchange(self.engine, send, scope.get("scheme", "http"), session, vary_on_access=True)
         scope[self.key] = exchange
         scope["session"] = data
         try:

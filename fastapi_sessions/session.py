@@ -108,6 +108,11 @@ class Session(Generic[D]):
         """set_expiry was called: ``persist_for`` seconds, or None for a browser-session cookie."""
         self.persist_for: float | None = None
 
+    @property
+    def headers(self) -> Iterable[tuple[bytes, bytes]]:
+        """The request's headers as the door gave them (the ASGI doors: all of them)."""
+        return self._headers
+
     # -- load --------------------------------------------------------------------------------
 
     async def load(self) -> D:

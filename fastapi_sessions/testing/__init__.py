@@ -1,5 +1,7 @@
 """Helpers for testing apps and stores that use fastapi_sessions.
 
+* ``seed_session``: start a test client off with a session in place (a logged-in user), created by
+  the app's own door; the supported way to give a route a session of your choosing.
 * ``FakeClock``: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
 * ``session_cookie``: a valid signed cookie value for a session ID, for tests that craft requests.
 * ``RecordingStore``: wraps a store, counts its calls, and can simulate an outage.
@@ -18,6 +20,7 @@ from .concurrency import CONCURRENCY_CHECKS
 from .conformance import CHECKS, StoreHarness
 from .cookies import session_cookie, session_store_key
 from .recording import RecordingStore
+from .seeding import seed_session
 
 if TYPE_CHECKING:
     from .suite import StoreConformance
@@ -30,6 +33,7 @@ __all__ = [
     "StoreConformance",
     "StoreHarness",
     "fake_wait",
+    "seed_session",
     "session_cookie",
     "session_store_key",
 ]
