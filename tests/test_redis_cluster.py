@@ -62,7 +62,10 @@ def prefix() -> str:
 
 @pytest.fixture
 def store(cluster_client: RedisCluster, prefix: str) -> RedisStore:
-    return RedisStore(cluster_client, prefix=prefix)
+    """The cluster store with a deadline no test reaches: these tests are about who wins a race and
+    what the cluster holds, not about a slow store (with the default second, a loaded machine turned a
+    race's 409 into a 503)."""
+    return RedisStore(cluster_client, prefix=prefix, timeout=60.0)
 
 
 async def real_wait(seconds: float) -> None:

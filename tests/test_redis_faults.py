@@ -1,4 +1,4 @@
-"""Redis faults (security.md part C, C1-C15) against real, private servers behind a switchable proxy.
+"""Redis faults and failing custom stores, against real, private servers behind a switchable proxy.
 
 Each test starts its own throwaway server (the shared one at 6379 is never touched) and reaches it
 through ``TcpProxy``, which can refuse, black-hole, slow down or cut the link at any moment. The app
@@ -218,12 +218,13 @@ def session_key(prefix: str, cookie: str) -> str:
     return prefix + session_store_key(cookie.split(".", 1)[0])
 
 
-# -- C1-C4: the server cannot be reached ----------------------------------------------------------------
+# -- the server cannot be reached ------------------------------------------------------------------------
 
 
-async def test_c1_refused_at_start_up_the_app_starts_and_recovers(
+async def test_redis_refusing_at_start_up_the_app_starts_answers_503_and_recovers(
     server: Server, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """With Redis refusing connections the app starts, session routes answer 503, then it recovers."""
     # A session made earlier, straight on the server (as by another app instance).
     async with app_on(server.url, prefix) as direct:
         cookie = await seed(direct, "apple")
@@ -249,9 +250,10 @@ async def test_c1_refused_at_start_up_the_app_starts_and_recovers(
                 assert client.cookies[COOKIE] == cookie
 
 
-async def test_c2_down_mid_traffic_then_back(
+async def test_redis_down_mid_traffic_gives_503_then_the_same_app_recovers(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """During an outage session requests get 503 and no cookie change; after it the session is intact."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         await assert_session(client, ["apple"])
@@ -269,7 +271,8 @@ async def test_c2_down_mid_traffic_then_back(
         assert client.cookies[COOKIE] == cookie
 
 
-async def test_c2_a_new_visitor_during_the_outage_gets_no_cookie(proxy: TcpProxy, prefix: str) -> None:
+async def test_a_new_visitor_during_a_redis_outage_gets_no_cookie(proxy: TcpProxy, prefix: str) -> None:
+    """A request that would create a session during an outage gets a 503 and no cookie."""
     async with app_through(proxy, prefix) as client:
         await proxy.refuse()
         await assert_outage(client, "POST", "/cart/apple")  # would create a session
@@ -279,9 +282,10 @@ async def test_c2_a_new_visitor_during_the_outage_gets_no_cookie(proxy: TcpProxy
         await assert_session(client, ["apple"])
 
 
-async def test_c3_blackhole(
+async def test_a_redis_that_never_answers_gives_503_within_the_deadline(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """A black-holed Redis costs a session request its deadline, then a 503; other routes keep working."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
 
@@ -297,7 +301,9 @@ async def test_c3_blackhole(
         await assert_session(client, ["apple"])
 
 
-async def test_c3_blackhole_with_the_default_deadline(proxy: TcpProxy, prefix: str) -> None:
+async def test_a_redis_that_never_answers_costs_about_one_second_by_default(
+    proxy: TcpProxy, prefix: str
+) -> None:
     """With the default timeout (1.0 s) a black-holed Redis costs a request about one second."""
     store = RedisStore.from_url(proxy.url, prefix=prefix)
     assert store.timeout == 1.0
@@ -307,7 +313,7 @@ async def test_c3_blackhole_with_the_default_deadline(proxy: TcpProxy, prefix: s
         await proxy.blackhole()
         elapsed = await assert_outage(client, "GET", "/me")
         assert 0.9 <= elapsed < 1.0 + 0.5
-        print(f"\nC3 blackhole, default timeout=1.0: 503 after {elapsed:.3f} s")
+        print(f"\nblackhole, default timeout=1.0: 503 after {elapsed:.3f} s")
         await proxy.forward()
         await assert_session(client, ["apple"])
 
@@ -336,9 +342,10 @@ async def test_the_timeout_error_names_what_set_the_timeout(proxy: TcpProxy, pre
         await passed_in.client.aclose()
 
 
-async def test_c4_slow_redis_above_the_deadline_fails_below_it_works(
+async def test_a_slow_redis_above_the_deadline_gives_503_and_below_it_works(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """Latency above the deadline gives 503 and writes nothing half; latency below it is served."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
 
@@ -357,12 +364,13 @@ async def test_c4_slow_redis_above_the_deadline_fails_below_it_works(
         await assert_session(client, ["apple", "plum"])
 
 
-# -- C5, C6: the server restarts or loses its data -------------------------------------------------------
+# -- the server restarts or loses its data ---------------------------------------------------------------
 
 
-async def test_c5_restart_between_requests_without_persistence(
+async def test_a_redis_restart_without_persistence_gives_a_fresh_session_not_an_error(
     server: Server, proxy: TcpProxy, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """Stale pooled connections after a restart cost no request; the lost session becomes a fresh one."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         await assert_session(client, ["apple"])  # the pool now holds a connection
@@ -383,9 +391,10 @@ async def test_c5_restart_between_requests_without_persistence(
             restarted.stop()
 
 
-async def test_c5_down_between_stop_and_start_then_back(
+async def test_redis_down_between_stop_and_start_gives_503_then_recovers(
     server: Server, proxy: TcpProxy, prefix: str
 ) -> None:
+    """While the server is stopped session requests get 503; once it is back the next request is served."""
     async with app_through(proxy, prefix) as client:
         await seed(client, "apple")
         server.stop()
@@ -399,9 +408,7 @@ async def test_c5_down_between_stop_and_start_then_back(
             restarted.stop()
 
 
-async def test_c5_a_pooled_connection_reset_while_idle_costs_no_request(
-    proxy: TcpProxy, prefix: str
-) -> None:
+async def test_a_pooled_connection_reset_while_idle_costs_no_request(proxy: TcpProxy, prefix: str) -> None:
     """A firewall/LB drops the idle pooled connection (RST): the next request still succeeds."""
     async with app_through(proxy, prefix) as client:
         await seed(client, "apple")
@@ -412,9 +419,10 @@ async def test_c5_a_pooled_connection_reset_while_idle_costs_no_request(
         await assert_session(client, ["apple", "pear"])
 
 
-async def test_c6_flushdb_gives_a_fresh_anonymous_session(
+async def test_lost_redis_data_gives_a_fresh_anonymous_session_not_an_error(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """After FLUSHDB a known cookie gives an anonymous session, no ERROR, and a new ID on write."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         await admin.flushdb()
@@ -425,12 +433,13 @@ async def test_c6_flushdb_gives_a_fresh_anonymous_session(
         await assert_session(client, ["pear"])
 
 
-# -- C7, C8: the connection pool -------------------------------------------------------------------------
+# -- the connection pool ---------------------------------------------------------------------------------
 
 
-async def test_c7_pool_exhaustion_answers_503_at_once_and_nothing_hangs(
+async def test_an_exhausted_connection_pool_answers_503_at_once_and_nothing_hangs(
     proxy: TcpProxy, prefix: str
 ) -> None:
+    """10 requests on a 2-connection pool: the excess get 503 with Retry-After at once; none hangs."""
     redis = Redis.from_url(proxy.url, max_connections=2)
     store = RedisStore(redis, prefix=prefix, timeout=DEADLINE)
     try:
@@ -451,7 +460,7 @@ async def test_c7_pool_exhaustion_answers_503_at_once_and_nothing_hangs(
             total = time.monotonic() - start
 
             statuses = sorted(status for status, _, _ in results)
-            print("C7:", [(status, round(elapsed, 3)) for status, elapsed, _ in results])
+            print("pool exhaustion:", [(status, round(elapsed, 3)) for status, elapsed, _ in results])
             assert set(statuses) <= {200, 503}, statuses
             assert statuses.count(503) >= 1, "10 requests on 2 connections: the excess must get 503"
             assert statuses.count(200) >= 1, statuses
@@ -473,9 +482,8 @@ def record(name: str) -> SessionRecord:
     return SessionRecord({"owner": f'"{name}"'.encode()}, SessionMeta(time.time(), time.time() + 600))
 
 
-async def test_c8_a_command_cancelled_mid_flight_never_answers_another(
-    proxy: TcpProxy, prefix: str
-) -> None:
+async def test_a_command_cancelled_mid_flight_never_answers_another(proxy: TcpProxy, prefix: str) -> None:
+    """The late reply to a cancelled command never reaches the next command (CVE-2023-28858/28859)."""
     store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=2.0)
     try:
         assert await store.create("a", record("a"), ttl=600) is WriteResult.OK
@@ -516,12 +524,13 @@ async def test_c8_a_command_cancelled_mid_flight_never_answers_another(
         await store.aclose()
 
 
-# -- C9, C10: the server answers with an error ----------------------------------------------------------
+# -- the server answers with an error --------------------------------------------------------------------
 
 
-async def test_c9_readonly_replica_refuses_writes_with_503_reads_still_work(
+async def test_a_read_only_redis_refuses_writes_with_503_and_reads_still_work(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """A Redis turned replica (READONLY) still serves reads; writes and new sessions get 503."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         await admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))  # a dead master
@@ -541,9 +550,10 @@ async def test_c9_readonly_replica_refuses_writes_with_503_reads_still_work(
         assert client.cookies[COOKIE] == cookie
 
 
-async def test_c9_out_of_memory_refuses_writes_with_503_reads_still_work(
+async def test_an_out_of_memory_redis_refuses_writes_with_503_and_reads_still_work(
     proxy: TcpProxy, admin: Redis, prefix: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """A Redis at maxmemory with noeviction still serves reads; writes and new sessions get 503."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         await admin.config_set("maxmemory-policy", "noeviction")
@@ -564,9 +574,10 @@ async def test_c9_out_of_memory_refuses_writes_with_503_reads_still_work(
 
 
 @pytest.mark.parametrize("kind", ["string", "list", "hash-without-metadata"])
-async def test_c10_a_key_of_another_type_is_corrupt_not_an_outage(
+async def test_a_redis_key_of_another_type_is_corrupt_not_an_outage(
     proxy: TcpProxy, admin: Redis, prefix: str, kind: str, log: pytest.LogCaptureFixture
 ) -> None:
+    """A string, list or metadata-less hash at the session key is discarded: anonymous 200, no ERROR."""
     async with app_through(proxy, prefix) as client:
         cookie = await seed(client, "apple")
         key = session_key(prefix, cookie)
@@ -585,7 +596,7 @@ async def test_c10_a_key_of_another_type_is_corrupt_not_an_outage(
         await assert_session(client, ["pear"])
 
 
-# -- C15: a custom store fails in its own way ------------------------------------------------------------
+# -- a custom store fails in its own way -----------------------------------------------------------------
 
 
 class ExplodingStore(MemoryStore):
@@ -611,9 +622,10 @@ def assert_no_internals(response: httpx.Response) -> None:
         assert leak not in body, body
 
 
-async def test_c15_a_custom_store_raising_value_error_gives_503_without_traceback(
+async def test_a_custom_store_raising_on_load_gives_503_without_internals(
     log: pytest.LogCaptureFixture,
 ) -> None:
+    """A custom store whose load raises ValueError gives 503, with no traceback or internals shown."""
     store = ExplodingStore()
     async with serving(store) as served:
         client, sessions = served.client, served.sessions
@@ -633,7 +645,8 @@ async def test_c15_a_custom_store_raising_value_error_gives_503_without_tracebac
         await assert_session(client, ["apple"])
 
 
-async def test_c15_a_custom_store_failing_at_commit_gives_503_without_traceback() -> None:
+async def test_a_custom_store_failing_at_commit_gives_503_without_internals() -> None:
+    """A custom store whose create raises gives 503 and no cookie."""
     store = ExplodingStore()
     async with serving(store) as served:
         client = served.client

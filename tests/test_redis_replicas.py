@@ -244,7 +244,7 @@ async def test_a_waited_write_needs_no_script_cache(
 async def test_a_waited_write_to_a_key_of_another_type_is_a_corrupt_record_not_an_outage(
     waiting_store: RedisStore, master: Server, prefix: str
 ) -> None:
-    """The script's error comes back inside the pipeline's replies: it still takes the C10 path."""
+    """The script's error comes back inside the pipeline's replies: a corrupt record, not an outage."""
     admin = Redis(port=master.port)
     await admin.rpush(prefix + "k", "x")
     await admin.aclose()
@@ -255,7 +255,7 @@ async def test_a_waited_write_to_a_key_of_another_type_is_a_corrupt_record_not_a
 async def test_a_waited_write_cancelled_mid_flight_leaves_no_reply_behind(
     master: Server, replica: Server, prefix: str
 ) -> None:
-    """The pipeline's two replies are dropped with its connection when it is cancelled (as C8)."""
+    """A cancelled pipeline's two replies are dropped with its connection, as a command's are."""
     async with TcpProxy(master.port) as proxy:
         store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=2.0, wait_replicas=1)
         try:

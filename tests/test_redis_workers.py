@@ -1,4 +1,4 @@
-"""Two uvicorn worker processes share sessions through Redis (security.md D: "also under 2 workers").
+"""Two uvicorn worker processes share sessions through Redis.
 
 The app (``tests/apps/workers_app.py``) is configured only by ``SESSION_*`` environment variables.
 Every request goes over a new connection, so the kernel hands it to either worker; the test goes on
