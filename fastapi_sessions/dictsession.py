@@ -106,6 +106,11 @@ class SessionDict(dict[str, Any]):
             "request (request.session).",
         )
 
+    def live(self) -> Session[Any]:
+        """The request's session behind this dict: where the library's features (login, CSRF,
+        flash messages) keep their state. Raises ``SessionUsageError`` once the request has ended."""
+        return self._session()
+
     def regenerate(self) -> None:
         """Give the session a new ID when the response starts, keeping its data: call it at login."""
         self._session().regenerate()
@@ -188,6 +193,10 @@ class DictCodec:
     @property
     def defaults(self) -> Snapshot:
         return {}
+
+    @property
+    def keeps_unknown_fields(self) -> bool:
+        return True
 
     def new(self) -> SessionDict:
         return SessionDict(self._live)

@@ -30,6 +30,7 @@ from .logs import log, ref, security_log
 from .session import Loaded
 from .settings import SessionSettings
 from .signing import SessionSigner, could_be_ours, new_session_id, store_key
+from .state import STATE_FIELD, encode_state, reserved_key
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -85,6 +86,9 @@ class SessionEngine(Generic[D]):
         self.degrade = settings.on_store_error == "degrade"
         self.max_age = settings.max_age
         self.max_size = settings.max_size
+        self.strip_state = codec.keeps_unknown_fields
+        """Whether the library's own stored field must be kept out of what the codec decodes (a dict
+        session, or a model that keeps or forbids unknown fields); a default model ignores it."""
 
     # -- store calls -------------------------------------------------------------------------
 
@@ -145,7 +149,9 @@ class SessionEngine(Generic[D]):
                 problem = self._problem(record)
                 if not problem:
                     try:
-                        data = self.codec.decode(_document(record))
+                        data = self.codec.decode(
+                            _without_state(record) if self.strip_state else _document(record)
+                        )
                     except CorruptRecordError as exc:  # a value that is not one JSON value
                         problem = f"is corrupt ({exc})"
                     except (ValueError, RecursionError) as exc:
@@ -196,12 +202,12 @@ class SessionEngine(Generic[D]):
         if session.destroyed:
             if session.key is not None:
                 await self._call("delete a session", self.store.delete(session.key))
-            if current == session.baseline and not session.expiry_set:
+            if current == session.baseline and not (session.expiry_set or session.state_changed):
                 return self.cookies.delete() if session.had_cookie else None
             return await self._create(current, session)
         record, key = session.record, session.key
         if record is None or key is None:
-            if current == session.baseline and not session.expiry_set:
+            if current == session.baseline and not (session.expiry_set or session.state_changed):
                 return None
             return await self._create(current, session)
         baseline = session.baseline  # an unchanged session rarely gets here: the door settles it first
@@ -214,6 +220,10 @@ class SessionEngine(Generic[D]):
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
         )
+        if self.strip_state and STATE_FIELD in changed:
+            raise reserved_key()
+        if session.state_changed:
+            changed[STATE_FIELD] = encode_state(session.state)
         expiry = self._expiry(session, record.meta.created_at) if session.expiry_set else None
         if not (changed or removed or expiry or session.regenerating or session.stale_key):
             return None
@@ -256,7 +266,11 @@ class SessionEngine(Generic[D]):
         return self._cookie(session_id, expires_at, persistent)
 
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
+        if self.strip_state and STATE_FIELD in current:
+            raise reserved_key()
         fields = {name: self.codec.encode(name, value) for name, value in current.items()}
+        if session.state_changed and session.state:
+            fields[STATE_FIELD] = encode_state(session.state)
         size = sum(map(len, fields.values()))
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
@@ -374,6 +388,14 @@ def _check_takes_expected(store: SessionStore) -> None:
                 "must switch to expected= (see 'Custom stores' in the docs), or use the default "
                 "SESSION_CONCURRENCY=last_write_wins."
             )
+
+
+def _without_state(record: SessionRecord) -> bytes:
+    """The record's JSON document without the library's own field, for a codec that would keep it."""
+    fields = record.fields
+    if STATE_FIELD not in fields:
+        return _document(record)
+    return json_document({name: value for name, value in fields.items() if name != STATE_FIELD})
 
 
 def _document(record: SessionRecord) -> bytes:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
 from .logs import log
+from .state import STATE_FIELD, decode_state
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Session(Generic[D]):
         "_engine",
         "_headers",
         "_registry",
+        "_state",
         "baseline",
         "committed",
         "data",
@@ -79,6 +81,7 @@ class Session(Generic[D]):
         "regenerating",
         "session_id",
         "stale_key",
+        "state_changed",
     )
 
     def __init__(
@@ -107,6 +110,9 @@ class Session(Generic[D]):
         self.expiry_set = False
         """set_expiry was called: ``persist_for`` seconds, or None for a browser-session cookie."""
         self.persist_for: float | None = None
+        self._state: dict[str, Any] | None = None
+        self.state_changed = False
+        """``set_state`` was called: the library's own state is written at commit."""
 
     @property
     def headers(self) -> Iterable[tuple[bytes, bytes]]:
@@ -187,6 +193,8 @@ class Session(Generic[D]):
         self.regenerating = False
         self.expiry_set = False
         self.persist_for = None
+        self._state = {}
+        self.state_changed = False
         codec = self._engine.codec
         codec.reset(self.data)
         self.baseline = codec.defaults
@@ -205,13 +213,41 @@ class Session(Generic[D]):
         self.expiry_set = True
         self.persist_for = seconds
 
+    # -- the library's own state (see fastapi_sessions.state) ----------------------------------
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The library's own state of this session (login, CSRF token, flashes), read-only: parsed
+        from the stored record on first use; empty for a new session. Change it with ``set_state``."""
+        state = self._state
+        if state is None:
+            record = self.record
+            state = self._state = decode_state(None if record is None else record.fields.get(STATE_FIELD))
+        return state
+
+    def set_state(self, name: str, value: Any) -> None:
+        """Set (or, with None, remove) one entry of the library's own state, saved at commit.
+
+        ``value`` must be JSON data. Changing it counts as a change of the session: a new session is
+        created for it, and the cookie is sent.
+        """
+        self._open(f"set_state({name!r})")
+        state = self.state
+        if value is None:
+            if name not in state:
+                return
+            del state[name]
+        else:
+            state[name] = value
+        self.state_changed = True
+
     # -- commit ------------------------------------------------------------------------------
 
     def settled(self, current: Snapshot) -> bool:
         """True when a commit would surely write nothing and send no cookie, ``current`` being the
         data's snapshot now (False does not promise a write: the engine still decides)."""
         return current == self.baseline and not (
-            self.destroyed or self.regenerating or self.stale_key or self.expiry_set
+            self.destroyed or self.regenerating or self.stale_key or self.expiry_set or self.state_changed
         )
 
     def settle(self, data: D) -> Snapshot | None:
@@ -221,7 +257,9 @@ class Session(Generic[D]):
         ``data`` is this session's loaded data."""
         current = self._engine.codec.changed(data, self.baseline)
         if current is None:
-            if not (self.destroyed or self.regenerating or self.stale_key or self.expiry_set):
+            if not (self.destroyed or self.regenerating or self.stale_key or self.expiry_set) and not (
+                self.state_changed
+            ):
                 self.committed = True
                 return None
             return self.baseline  # unchanged: the baseline is the snapshot now
