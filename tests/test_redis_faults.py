@@ -41,13 +41,21 @@ from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import RecordingStore, session_cookie, session_store_key
 
 from .conftest import UserSession, make_app, make_settings
-from .redis_support import Server, free_port, server_binary, start_server, unique_prefix
+from .redis_support import (
+    HANG_GUARD,
+    Server,
+    free_port,
+    server_binary,
+    start_server,
+    store_deadline,
+    unique_prefix,
+)
 from .tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
 DEADLINE = 0.3  # the store's deadline while a fault is on (short_deadline): what an outage costs
-HANG_GUARD = 30.0  # the store's deadline otherwise, and the bound on every wait: only a hang reaches it
+# HANG_GUARD (30 s): the store's deadline otherwise, and the bound on every wait: only a hang reaches it
 COOKIE = "session"
 BASE_URL = "https://testserver"  # https: the session cookie is Secure
 
@@ -139,15 +147,10 @@ def app_through(
     return app_on(proxy.url, prefix, **settings)
 
 
-@contextlib.contextmanager
-def short_deadline(store: RedisStore, seconds: float = DEADLINE) -> Iterator[None]:
+def short_deadline(store: RedisStore, seconds: float = DEADLINE) -> contextlib.AbstractContextManager[None]:
     """The store's deadline cut to ``seconds`` for a fault phase, and set back afterwards, so the
     healthy phases before and after run under a deadline no working call reaches."""
-    generous, store.timeout = store.timeout, seconds
-    try:
-        yield
-    finally:
-        store.timeout = generous
+    return store_deadline(store, seconds)
 
 
 @contextlib.asynccontextmanager

@@ -24,12 +24,11 @@ from fastapi_sessions.stores.factory import store_from_settings
 from fastapi_sessions.stores.redis import RedisStore
 
 from .conftest import UserSession, make_app, make_settings
-from .redis_support import Server, server_binary, start_server, unique_prefix
+from .redis_support import HANG_GUARD, Server, server_binary, start_server, store_deadline, unique_prefix
 from .tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
-HANG_GUARD = 30.0  # seconds: only ever reached if something hangs
 BASE_URL = "https://testserver"
 
 
@@ -75,17 +74,6 @@ async def app_on(
             yield client, sessions.store
     finally:
         await sessions.close_owned_store()
-
-
-@contextlib.contextmanager
-def deadline(store: RedisStore, seconds: float) -> Iterator[None]:
-    """The store's deadline set to ``seconds`` (read by every call when it starts), then set back:
-    a short one only where a test means to reach it, never for the calls that must succeed."""
-    generous, store.timeout = store.timeout, seconds
-    try:
-        yield
-    finally:
-        store.timeout = generous
 
 
 # -- a burst larger than the pool --------------------------------------------------------------------
@@ -152,7 +140,7 @@ async def test_the_wait_for_a_connection_ends_at_the_store_deadline_and_says_so(
     try:
         assert store._connections is not None
         async with store._connections:  # the one connection is busy, for as long as this lasts
-            short = deadline(store, 0.3)
+            short = store_deadline(store, 0.3)
             with short, anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
                 await store.load("k")
         assert "stayed busy for 0.3 s (SESSION_STORE_TIMEOUT)" in str(caught.value)
@@ -172,7 +160,7 @@ async def test_a_regenerate_that_never_got_a_connection_is_not_checked_for(
         assert await store.create("old", record("old"), ttl=600) is WriteResult.OK
         assert store._connections is not None
         async with store._connections:
-            short = deadline(store, 0.3)
+            short = store_deadline(store, 0.3)
             with short, anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
                 await store.rename("old", "new", SessionChange(), ttl=600)
         assert "stayed busy" in str(caught.value)
@@ -194,7 +182,7 @@ async def test_requests_beyond_a_stuck_pool_get_503_and_the_app_recovers(
         async def one() -> None:
             statuses.append((await client.get("/me")).status_code)
 
-        with deadline(store, 0.3), anyio.fail_after(HANG_GUARD):
+        with store_deadline(store, 0.3), anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
                 for _ in range(3):
                     group.start_soon(one)
