@@ -49,7 +49,7 @@ class Backend:
     """The store itself, for looking into records."""
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "custom", pytest.param("redis", marks=pytest.mark.redis)])
 async def backend(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Backend]:
     if request.param == "memory":
         memory = MemoryStore(clock=clock)
@@ -58,6 +58,19 @@ async def backend(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIter
             return sorted(memory._data)
 
         yield Backend(memory, memory_keys, memory)
+        return
+    if request.param == "custom":  # a user's Backend, through the adapter every custom one gets
+        from fastapi_sessions.backends.adapter import as_store
+
+        from .backend_support import DictBackend
+
+        records = DictBackend(clock)
+        adapted = as_store(records, clock=clock)
+
+        async def live_keys() -> list[str]:
+            return sorted(name for name, (dies, _) in records.records.items() if dies > clock.time())
+
+        yield Backend(adapted, live_keys, adapted)
         return
     pytest.importorskip("redis")
     from redis.asyncio import Redis
