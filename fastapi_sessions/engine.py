@@ -95,7 +95,7 @@ class SessionEngine(Generic[D]):
         session, or a model that keeps or forbids unknown fields); a default model ignores it."""
         self.rotation = None if settings.rotate_interval is None else Rotation(settings, store, clock)
         """Automatic ID rotation (SESSION_ROTATE_INTERVAL), or None when it is off."""
-        self.guard_rotation = _method_without_expected(store) is None
+        self.guard_rotation = self.rotation is not None and _method_without_expected(store) is None
         """Whether a rotation's write of the state can be made conditional (``expected=``), so that it
         never overwrites a state change a concurrent request made."""
 
@@ -335,14 +335,20 @@ class SessionEngine(Generic[D]):
 
             session_id, result = await self._with_new_id("rotate a session's ID", rotate)
             if result is not WriteResult.OK:
-                # Another request rotates it or changed its state, or it is gone: keep the ID.
+                # MISSING: another request is moving the session to a new ID, or it is gone; this
+                # request must not send the ID back. CONFLICT: its state changed meanwhile (the
+                # next request rotates it) or a version check failed (the update says so again).
+                moving = result is WriteResult.MISSING
                 rotating = False
                 session_id = session.session_id
                 if not (unrotated or removed or expiry):
                     return None
+                if moving and expiry:
+                    raise _cannot_send_cookie(key)
                 change = change._replace(fields=unrotated)
                 checks = {"expected": _expected(record, unrotated, removed)} if self.version_check else {}
                 result, followed = await self._update(key, record, change, ttl, checks, expiry)
+                followed = followed or moving
         elif session.regenerating:
 
             def rename(new_key: str) -> Awaitable[WriteResult]:
@@ -378,11 +384,11 @@ class SessionEngine(Generic[D]):
         checks: Mapping[str, Mapping[str, bytes | None]],
     ) -> WriteResult:
         """Rename as ``regenerate`` does, after leaving a forward to the new key for the grace window;
-        ``CONFLICT`` when another request is rotating the session (its forward is there)."""
+        ``MISSING`` when another request is rotating the session (its forward is there)."""
         rotation = self.rotation
         assert rotation is not None  # noqa: S101 - called only with rotation on
         if await rotation.leave_forward(key, new_key, created_at) is WriteResult.EXISTS:
-            return WriteResult.CONFLICT
+            return WriteResult.MISSING
         result = await self.store.rename(key, new_key, change, ttl=ttl, **checks)
         if result is not WriteResult.OK:
             await rotation.drop_forward(key)

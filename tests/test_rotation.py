@@ -527,3 +527,30 @@ async def test_a_logout_between_the_forward_and_the_move_still_ends_the_session(
         assert results["logout"].status_code == 200
         assert "set-cookie" not in results["rotate"].headers
         assert await backend.keys() == []
+
+
+async def test_a_write_due_for_rotation_while_another_request_rotates_gets_no_cookie_and_lands(
+    backend: Backend, clock: FakeClock
+) -> None:
+    """The other rotation has left its forward, not moved the record yet: this request's write lands
+    and is carried over; its response never sends the ID that is moving away."""
+    store = PausedRename(backend.store)
+    app, _ = rotating_app(store, clock)
+    async with client_for(app) as client:
+        old = await seed(client)
+        clock.advance(INTERVAL)
+        results: dict[str, httpx.Response] = {}
+
+        async def rotate() -> None:
+            results["rotate"] = await client.get("/read")
+
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as group:
+                group.start_soon(rotate)
+                await store.reached.wait()
+                results["write"] = await client.post("/set/b/5", headers=with_cookie(old))
+                store.release.set()
+        assert results["write"].status_code == 200
+        assert "set-cookie" not in results["write"].headers
+        new = results["rotate"].cookies["session"]
+        assert (await read_as(client, new)).json() == {"a": 9, "b": 5}
