@@ -186,6 +186,10 @@ class SessionSettings(BaseSettings):
         default="last_write_wins",
         description="Same-field conflicts: the last writer wins, or the later writer gets a 409.",
     )
+    record_ip: bool = Field(
+        default=False,
+        description="Record the client's IP address with each login (personal data: off by default).",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -23,7 +23,12 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from fastapi_sessions import SessionManager
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores.redis import RedisStore
-from fastapi_sessions.testing import StoreConformance, StoreHarness, session_store_key
+from fastapi_sessions.testing import (
+    StoreConformance,
+    StoreHarness,
+    UserIndexConformance,
+    session_store_key,
+)
 
 from .conftest import UserSession, make_app, make_settings
 from .races import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
@@ -72,7 +77,7 @@ async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-class TestRedisClusterStoreContract(StoreConformance):
+class TestRedisClusterStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     def store_harness(self, store: RedisStore) -> StoreHarness:
         return StoreHarness(

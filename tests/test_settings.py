@@ -59,6 +59,7 @@ def test_every_field_has_the_documented_default() -> None:
         "on_store_error": "fail",
         "max_size": 64 * 1024,
         "concurrency": "last_write_wins",
+        "record_ip": False,
     }
     assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
     actual = settings.model_dump()
@@ -85,6 +86,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_ON_STORE_ERROR": "degrade",
         "SESSION_MAX_SIZE": "1000",
         "SESSION_CONCURRENCY": "version_check",
+        "SESSION_RECORD_IP": "true",
     }
     assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
     for name, value in env.items():
@@ -108,6 +110,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.on_store_error == "degrade"
     assert settings.max_size == 1000
     assert settings.concurrency == "version_check"
+    assert settings.record_ip is True
 
 
 def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -542,6 +545,7 @@ BAD_FROM_ENV: dict[str, str | None] = {
     "on_store_error": "ignore",
     "max_size": "64k",
     "concurrency": "optimistic",
+    "record_ip": "perhaps",
 }
 
 

@@ -24,12 +24,13 @@ from fastapi_sessions.testing import (
     FakeClock,
     RecordingStore,
     StoreConformance,
+    UserIndexConformance,
     StoreHarness,
     fake_wait,
 )
 
 
-class TestMemoryStoreContract(StoreConformance):
+class TestMemoryStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     async def store_harness(self) -> AsyncIterator[StoreHarness]:
         clock = FakeClock()
