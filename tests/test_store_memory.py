@@ -24,8 +24,8 @@ from fastapi_sessions.testing import (
     FakeClock,
     RecordingStore,
     StoreConformance,
-    UserIndexConformance,
     StoreHarness,
+    UserIndexConformance,
     fake_wait,
 )
 
