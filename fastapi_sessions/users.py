@@ -97,6 +97,17 @@ class SessionUsers(Generic[D]):
         carry over: it is ended and the login starts a new, empty one. The same user logging in again
         keeps the data (an anonymous cart survives a login). ``connection`` is the request.
         """
+        client = connection.client
+        self.login_with(
+            session,
+            user,
+            user_agent=connection.headers.get("user-agent"),
+            ip=None if client is None else client.host,
+        )
+
+    def login_with(self, session: D, user: str, *, user_agent: str | None, ip: str | None) -> None:
+        """``login``, given the request's user agent and client address rather than the request (for
+        doors other than Starlette's); ``ip`` is kept only with ``SESSION_RECORD_IP``."""
         if type(user) is not str or not user:
             raise SessionUsageError(
                 f"login() takes the user's identifier as a non-empty str, not {user!r}; pass str(user.id)."
@@ -108,16 +119,13 @@ class SessionUsers(Generic[D]):
             live.destroy()  # a switch of identity: nothing of the previous user's carries over
         else:
             live.regenerate()
-        agent = connection.headers.get("user-agent")
-        client = connection.client
-        record_ip = self._engine.settings.record_ip and client is not None
         live.set_state(
             LOGIN,
             {
                 "user": user,
                 "at": self._engine.clock.time(),
-                "ua": None if agent is None else agent[:MAX_USER_AGENT],
-                "ip": client.host if record_ip and client is not None else None,
+                "ua": None if user_agent is None else user_agent[:MAX_USER_AGENT],
+                "ip": ip if self._engine.settings.record_ip else None,
             },
         )
 
