@@ -295,8 +295,15 @@ class MemoryStore:
         return entries
 
     async def index_add(self, user: str, key: str, *, until: float, now: float) -> None:
-        self._users[user] = entries = self._user_index(user, now)
+        entries = self._user_index(user, now)
         entries[key] = until
+        self._users.pop(user, None)
+        self._users[user] = entries  # last in order: the users least recently logged in come first
+        # One more user pruned per login, the one whose index was written longest ago: the index of a
+        # user who never comes back goes too, without a scan of them all.
+        oldest = next(iter(self._users))
+        if oldest != user and not self._user_index(oldest, now):
+            del self._users[oldest]
 
     async def index_remove(self, user: str, key: str) -> None:
         entries = self._users.get(user)
