@@ -26,6 +26,7 @@ from .exceptions import (
     SessionStoreUnavailable,
     SessionTooLargeError,
 )
+from .indexing import UserIndexing, login_user
 from .logs import log, ref, security_log
 from .rotation import Rotation
 from .session import Loaded
@@ -41,6 +42,7 @@ from .stores.base import (
     json_document,
     new_tuple,
 )
+from .stores.index import UserIndexStore
 
 if TYPE_CHECKING:
     from .session import Session
@@ -90,6 +92,8 @@ class SessionEngine(Generic[D]):
         self.degrade = settings.on_store_error == "degrade"
         self.max_age = settings.max_age
         self.max_size = settings.max_size
+        self.users = UserIndexing(store, clock, self.max_age) if isinstance(store, UserIndexStore) else None
+        """Keeps users' indexes of sessions in step with key changes; None for a store without one."""
         self.strip_state = codec.keeps_unknown_fields
         """Whether the library's own stored field must be kept out of what the codec decodes (a dict
         session, or a model that keeps or forbids unknown fields); a default model ignores it."""
@@ -264,6 +268,10 @@ class SessionEngine(Generic[D]):
         if session.destroyed:
             if session.key is not None:
                 await self.delete_session(session.key)
+                users = self.users
+                user = None if users is None else users.stored_user(session.record)
+                if users is not None and user is not None:  # a logout: it leaves its user's index
+                    await users.removed(user, session.key)
             if current == session.baseline and not (session.expiry_set or session.state_changed):
                 return self.cookies.delete() if session.had_cookie else None
             return await self._create(current, session)
@@ -333,7 +341,7 @@ class SessionEngine(Generic[D]):
             def rotate(new_key: str) -> Awaitable[WriteResult]:
                 return self._rotate(key, new_key, record.meta.created_at, change, ttl, checks)
 
-            session_id, result = await self._with_new_id("rotate a session's ID", rotate)
+            session_id, result = await self._move("rotate a session's ID", session, key, rotate)
             if result is not WriteResult.OK:
                 # MISSING: another request is moving the session to a new ID, or it is gone; this
                 # request must not send the ID back. CONFLICT: its state changed meanwhile (the
@@ -354,7 +362,7 @@ class SessionEngine(Generic[D]):
             def rename(new_key: str) -> Awaitable[WriteResult]:
                 return self._rename(key, record, new_key, change, ttl, checks, session_id is not None)
 
-            session_id, result = await self._with_new_id("regenerate a session", rename)
+            session_id, result = await self._move("regenerate a session", session, key, rename)
         elif changed or removed or expiry:
             if session_id is None:  # reached through a forward: the record is the rotated one
                 result = await self._call(
@@ -463,8 +471,34 @@ class SessionEngine(Generic[D]):
         def create(key: str) -> Awaitable[WriteResult]:
             return self.store.create(key, record, ttl=ttl)
 
-        session_id, _ = await self._with_new_id("create a session", create)
+        write: Callable[[str], Awaitable[WriteResult]] = create
+        users = self.users
+        user = login_user(session.state) if users is not None and session.state_changed else None
+        if users is not None and user is not None:  # a login: the new session joins its user's index
+            write = users.indexed(user, now, create)
+        session_id, _ = await self._with_new_id("create a session", write)
         return self._cookie(session_id, expires_at, persistent)
+
+    async def _move(
+        self, what: str, session: Session[D], key: str, rename: Callable[[str], Awaitable[WriteResult]]
+    ) -> tuple[str, WriteResult]:
+        """Move a stored session from ``key`` to a fresh ID's key with ``rename``: ``_with_new_id``,
+        with its user's index (if it is logged in) following the move.
+
+        Every key change of a stored session (regeneration, automatic rotation) goes through here.
+        """
+        users = self.users
+        if users is None:
+            return await self._with_new_id(what, rename)
+        before = users.stored_user(session.record)
+        after = login_user(session.state)
+        if after is not None:
+            assert session.record is not None  # noqa: S101 - only a stored session moves
+            rename = users.indexed(after, session.record.meta.created_at, rename)
+        session_id, result = await self._with_new_id(what, rename)
+        if before is not None and result is WriteResult.OK:
+            await users.removed(before, key)
+        return session_id, result
 
     async def _with_new_id(
         self, what: str, write: Callable[[str], Awaitable[WriteResult]]

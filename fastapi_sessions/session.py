@@ -115,6 +115,11 @@ class Session(Generic[D]):
         """``set_state`` was called: the library's own state is written at commit."""
 
     @property
+    def engine(self) -> SessionEngine[D]:
+        """The engine this session loads and commits through (its settings, store and clock)."""
+        return self._engine
+
+    @property
     def headers(self) -> Iterable[tuple[bytes, bytes]]:
         """The request's headers as the door gave them (the ASGI doors: all of them)."""
         return self._headers

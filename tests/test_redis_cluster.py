@@ -29,6 +29,7 @@ from fastapi_sessions.testing import (
     FakeClock,
     StoreConformance,
     StoreHarness,
+    UserIndexConformance,
     session_store_key,
 )
 
@@ -83,7 +84,7 @@ async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-class TestRedisClusterStoreContract(StoreConformance):
+class TestRedisClusterStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     def store_harness(self, store: RedisStore) -> StoreHarness:
         return StoreHarness(
@@ -348,3 +349,28 @@ async def test_the_redis_example_serves_on_a_cluster_whose_first_node_is_down(
             assert (await c.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
     finally:
         await store.client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_users_sessions_on_several_slots_are_listed_and_revoked(store: RedisStore) -> None:
+    """The user's index sits on the user's slot; their sessions on others, each read and deleted
+    on its own."""
+    from fastapi_sessions.testing import FakeClock
+
+    from .test_users import HeldCreates, browser, listed, typed_app
+
+    clock = FakeClock()
+    app, _ = typed_app(HeldCreates(store), clock)
+    clients = [browser(app, f"device {index}") for index in range(6)]
+    try:
+        for client in clients:
+            assert (await client.post("/login/alice")).status_code == 200
+        sessions = await listed(clients[0], "alice")
+        assert sorted(s["user_agent"] for s in sessions) == [f"device {index}" for index in range(6)]
+        assert (await clients[0].post("/revoke-all/alice?keep=true")).json() == 5
+        for client in clients[1:]:
+            assert (await client.get("/me")).json()["login"] is None
+        assert [s["current"] for s in await listed(clients[0], "alice")] == [True]
+    finally:
+        for client in clients:
+            await client.aclose()
