@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
+from .csrf import CsrfProtect, csrf_token, rotate_csrf_token
 from .dictsession import SessionDict
 from .exceptions import (
     CorruptRecordError,
+    CsrfError,
     SessionConfigError,
     SessionConflictError,
     SessionError,
@@ -25,6 +27,8 @@ from .stores.base import SessionStore
 __all__ = [
     "Clock",
     "CorruptRecordError",
+    "CsrfError",
+    "CsrfProtect",
     "SessionConfigError",
     "SessionConflictError",
     "SessionDict",
@@ -40,7 +44,9 @@ __all__ = [
     "SessionUsageError",
     "SessionValueError",
     "SystemClock",
+    "csrf_token",
     "request_session",
+    "rotate_csrf_token",
 ]
 
 __version__ = "0.1.0"
