@@ -7,7 +7,9 @@ failure is a 403 JSON answer that says what to do, never a 422 or a 500, and nev
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
+import ast
 import base64
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -466,3 +468,16 @@ async def test_tokens_and_secrets_never_appear_in_logs_or_answers(
     texts = [caplog.text, *(answer.text for answer in answers)]
     for value in [token, secret, *sent]:
         assert not any(value in text for text in texts)
+
+
+def test_tokens_are_compared_in_constant_time() -> None:
+    """The check compares the unmasked token with the secret through hmac.compare_digest only."""
+    tree = ast.parse(inspect.getsource(csrf_module))
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert "hmac.compare_digest" in calls
+    equalities = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops)
+    ]
+    assert not [text for text in equalities if "secret" in text or "unmasked" in text or "sent" in text]
