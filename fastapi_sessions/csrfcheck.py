@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .csrftokens import STATE_KEY, mask, new_secret, read_secret, unmask
+from .exceptions import SessionStoreUnavailable
 
 if TYPE_CHECKING:
     from .session import Session
@@ -53,6 +54,10 @@ _WRONG = (
     "older session, e.g. before a login). Reload the page for a new token and send that one."
 )
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_UNVERIFIABLE = (
+    "The session store is unavailable (SESSION_ON_STORE_ERROR=degrade), so the CSRF token of this "
+    "request cannot be checked; the request is refused with a 503. Retry it later."
+)
 _MULTIPART = (
     "CSRF check failed: a multipart form can only be read with python-multipart installed "
     "(pip install python-multipart). Install it, or send the token in the {} header."
@@ -60,6 +65,10 @@ _MULTIPART = (
 
 
 def secret_of(session: Session[Any]) -> bytes | None:
+    """The session's secret, None if it has none. A degraded session (the store is down and
+    SESSION_ON_STORE_ERROR=degrade) cannot tell: ``SessionStoreUnavailable``, a 503, not a 403."""
+    if session.degraded:
+        raise SessionStoreUnavailable(_UNVERIFIABLE)
     return read_secret(session.state.get(STATE_KEY))
 
 

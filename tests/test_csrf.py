@@ -24,6 +24,7 @@ from fastapi_sessions import (
     CsrfProtect,
     SessionManager,
     SessionMiddleware,
+    SessionSettings,
     SessionStore,
     csrf_token,
     csrfcheck,
@@ -48,9 +49,12 @@ class Note(BaseModel):
     text: str
 
 
-def typed_app(store: SessionStore, clock: FakeClock, **options: Any) -> FastAPI:
+def typed_app(
+    store: SessionStore, clock: FakeClock, settings: SessionSettings | None = None, **options: Any
+) -> FastAPI:
     """A typed-door app with every route of a form site and of an SPA, all under the CSRF check."""
-    sessions = SessionManager(UserSession, settings=make_settings(), store=store, clock=clock)
+    settings = settings or make_settings()
+    sessions = SessionManager(UserSession, settings=settings, store=store, clock=clock)
     csrf = CsrfProtect(sessions, **options)
     app = FastAPI(dependencies=[Depends(csrf)])
     sessions.install(app)
@@ -79,11 +83,14 @@ def typed_app(store: SessionStore, clock: FakeClock, **options: Any) -> FastAPI:
     return app
 
 
-def classic_app(store: SessionStore, clock: FakeClock, **options: Any) -> FastAPI:
+def classic_app(
+    store: SessionStore, clock: FakeClock, settings: SessionSettings | None = None, **options: Any
+) -> FastAPI:
     """The same app on the classic door: ``request.session`` and ``csrf_token(request)``."""
     csrf = CsrfProtect(**options)
     app = FastAPI(dependencies=[Depends(csrf)])
-    app.add_middleware(SessionMiddleware, settings=make_settings(), backend=store, clock=clock)
+    settings = settings or make_settings()
+    app.add_middleware(SessionMiddleware, settings=settings, backend=store, clock=clock)
 
     @app.get("/form")
     async def form(request: Request) -> dict[str, str]:
@@ -482,3 +489,21 @@ def test_tokens_are_compared_in_constant_time() -> None:
         if isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops)
     ]
     assert not [text for text in equalities if "secret" in text or "unmasked" in text or "sent" in text]
+
+
+async def test_during_a_store_outage_an_unsafe_request_gets_a_503_not_a_403(
+    door: str, clock: FakeClock
+) -> None:
+    """A degraded session cannot prove a token either way: the answer says retry (503), not forged."""
+    store = RecordingStore(MemoryStore(clock=clock))
+    app = (typed_app if door == "typed" else classic_app)(
+        store, clock, make_settings(on_store_error="degrade")
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+        token = (await client.get("/form")).json()["token"]
+        store.failing = {"load", "create", "update", "rename", "delete"}
+        response = await client.post("/change", headers={"X-CSRF-Token": token})
+        assert response.status_code == 503, response.text
+        assert "retry-after" in response.headers
+        store.failing = set()
+        assert (await client.post("/change", headers={"X-CSRF-Token": token})).status_code == 200
