@@ -507,3 +507,24 @@ async def test_during_a_store_outage_an_unsafe_request_gets_a_503_not_a_403(
         assert "retry-after" in response.headers
         store.failing = set()
         assert (await client.post("/change", headers={"X-CSRF-Token": token})).status_code == 200
+
+
+async def test_the_token_survives_automatic_id_rotation_and_works_from_the_previous_id(
+    door: str, store: SessionStore, clock: FakeClock
+) -> None:
+    """Rotation keeps the state, so a page's token outlives a rotation, also on a request that still
+    carries the previous ID during the grace window."""
+    # A grace window of an hour: on Redis it runs on real time, and only a hang would outlast it.
+    settings = make_settings(rotate_interval=7200, rotate_grace=3600)
+    app = (typed_app if door == "typed" else classic_app)(store, clock, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+        token = (await client.get("/form")).json()["token"]
+        previous = client.cookies["session"]
+        clock.advance(7200)
+        rotated = await client.get("/form")
+        assert client.cookies["session"] != previous, "the read was due for rotation"
+        assert (await client.post("/change", headers={"X-CSRF-Token": token})).status_code == 200
+        fresh = rotated.json()["token"]
+        late = {"X-CSRF-Token": fresh, "Cookie": f"session={previous}"}
+        client.cookies.clear()
+        assert (await client.post("/change", headers=late)).status_code == 200
