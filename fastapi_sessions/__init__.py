@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from .clock import Clock, SystemClock
+from .csrf import CsrfProtect, csrf_token, rotate_csrf_token
 from .dictsession import SessionDict
 from .exceptions import (
     CorruptRecordError,
+    CsrfError,
     SessionConfigError,
     SessionConflictError,
     SessionError,
@@ -28,6 +30,8 @@ __all__ = [
     "ActiveSession",
     "Clock",
     "CorruptRecordError",
+    "CsrfError",
+    "CsrfProtect",
     "SessionConfigError",
     "SessionConflictError",
     "SessionDict",
@@ -45,7 +49,9 @@ __all__ = [
     "SessionValueError",
     "SystemClock",
     "UserIndexStore",
+    "csrf_token",
     "request_session",
+    "rotate_csrf_token",
     "session_users",
 ]
 

@@ -8,6 +8,7 @@ SessionError
 ├── SessionTooLargeError   the serialized session exceeds SESSION_MAX_SIZE
 ├── SessionValueError (also TypeError, ValueError)   a value a session cannot store (NaN, too deep...)
 ├── SessionConflictError   the session changed or vanished under this request (409)
+├── CsrfError (also an HTTPException 403)   an unsafe request failed the CSRF check
 ├── SessionStoreError      the store failed; answered 503 with Retry-After
 │   └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
 └── CorruptRecordError     raised by a store's load(): the stored data is no session record
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 __all__ = [
     "CorruptRecordError",
+    "CsrfError",
     "SessionConfigError",
     "SessionConflictError",
     "SessionError",
@@ -108,6 +110,18 @@ class SessionValueError(SessionError, TypeError, ValueError):
 
 class SessionConflictError(SessionError):
     """Another request destroyed, regenerated or (with version checks) changed the session first."""
+
+
+class CsrfError(SessionError, HTTPException):
+    """An unsafe request (POST, PUT, PATCH, DELETE) failed the CSRF check: answered 403, with a
+    ``detail`` that says what was missing or wrong and how to send the token. Never holds a token."""
+
+    def __init__(self, detail: str) -> None:
+        SessionError.__init__(self, detail)
+        HTTPException.__init__(self, status_code=403, detail=detail)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class SessionStoreError(SessionError):

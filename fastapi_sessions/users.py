@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from starlette.requests import HTTPConnection
 
+from .csrftokens import STATE_KEY as CSRF
 from .exceptions import SessionConfigError, SessionStoreUnavailable, SessionUsageError
 from .indexing import LOGIN, UserIndexing, login_user
 from .state import STATE_FIELD, decode_state
@@ -119,6 +120,9 @@ class SessionUsers(Generic[D]):
             live.destroy()  # a switch of identity: nothing of the previous user's carries over
         else:
             live.regenerate()
+            # A CSRF token issued before the login (to whoever planted or saw the session) must not
+            # work after it: the next token request issues one from a new secret, as Django does.
+            live.set_state(CSRF, None)
         live.set_state(
             LOGIN,
             {
