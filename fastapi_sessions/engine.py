@@ -28,11 +28,11 @@ from .exceptions import (
 )
 from .indexing import UserIndexing, login_user
 from .logs import log, ref, security_log
-from .rotation import Rotation
+from .rotation import ROTATION_FIELD, Rotation
 from .session import Loaded
 from .settings import SessionSettings
 from .signing import SessionSigner, could_be_ours, new_session_id, store_key
-from .state import STATE_FIELD, encode_state, reserved_key
+from .state import encode_entry, is_state_field, may_hold_state, reserved_key, state_field
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -290,10 +290,10 @@ class SessionEngine(Generic[D]):
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
         )
-        if self.strip_state and STATE_FIELD in changed:
-            raise reserved_key()
+        if self.strip_state:
+            _refuse_state_fields(changed)
         if session.state_changed:
-            changed[STATE_FIELD] = encode_state(session.state)
+            removed = self._state_changes(session, record, changed, removed)
         expiry = self._expiry(session, record.meta.created_at) if session.expiry_set else None
         if not (changed or removed or expiry or session.regenerating or session.stale_key):
             return None
@@ -312,7 +312,7 @@ class SessionEngine(Generic[D]):
         if rotating:
             assert rotation is not None  # noqa: S101 - for mypy
             changed = dict(changed)
-            changed[STATE_FIELD] = encode_state(rotation.rotated_state(session.state, self.clock.time()))
+            changed[ROTATION_FIELD] = encode_entry(rotation.rotated_entry(self.clock.time()))
         document = record.document  # holds every stored value: a bound that spares the count
         if document is None or len(document) + sum(map(len, changed.values())) > self.max_size:
             stored = record.fields
@@ -336,7 +336,7 @@ class SessionEngine(Generic[D]):
         followed = False  # written through the forward of a rotation: no cookie for the old ID
         if rotating:
             if self.guard_rotation and not checks:  # never overwrite a concurrent change of the state
-                checks = {"expected": {STATE_FIELD: record.fields.get(STATE_FIELD)}}
+                checks = {"expected": {ROTATION_FIELD: record.fields.get(ROTATION_FIELD)}}
 
             def rotate(new_key: str) -> Awaitable[WriteResult]:
                 return self._rotate(key, new_key, record.meta.created_at, change, ttl, checks)
@@ -454,12 +454,30 @@ class SessionEngine(Generic[D]):
                     await self.rotation.drop_forward(key)  # it leads nowhere now
         return result
 
+    @staticmethod
+    def _state_changes(
+        session: Session[D], record: SessionRecord, changed: dict[str, bytes], removed: frozenset[str]
+    ) -> frozenset[str]:
+        """Add the state entries this request changed to ``changed`` (each is its own field, so
+        concurrent changes of different entries merge); the fields to remove, with removed entries."""
+        state, stored = session.state, record.fields
+        gone = []
+        for name in session.changed_state or ():
+            field = state_field(name)
+            value = state.get(name)
+            if value is not None:
+                changed[field] = encode_entry(value)
+            elif field in stored:
+                gone.append(field)
+        return removed | frozenset(gone) if gone else removed
+
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
-        if self.strip_state and STATE_FIELD in current:
-            raise reserved_key()
+        if self.strip_state:
+            _refuse_state_fields(current)
         fields = {name: self.codec.encode(name, value) for name, value in current.items()}
-        if session.state_changed and session.state:
-            fields[STATE_FIELD] = encode_state(session.state)
+        if session.state_changed:
+            for name, value in session.state.items():
+                fields[state_field(name)] = encode_entry(value)
         size = sum(map(len, fields.values()))
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
@@ -624,11 +642,19 @@ def _check_takes_expected(store: SessionStore) -> None:
 
 
 def _without_state(record: SessionRecord) -> bytes:
-    """The record's JSON document without the library's own field, for a codec that would keep it."""
+    """The record's JSON document without the library's own fields, for a codec that would keep them."""
+    document = _document(record)
+    if not may_hold_state(document):  # one search of the bytes, in C: the common case
+        return document
     fields = record.fields
-    if STATE_FIELD not in fields:
-        return _document(record)
-    return json_document({name: value for name, value in fields.items() if name != STATE_FIELD})
+    return json_document({name: value for name, value in fields.items() if not is_state_field(name)})
+
+
+def _refuse_state_fields(data: Mapping[str, object]) -> None:
+    """Refuse app data (a dict session's keys) named like the library's own fields."""
+    for name in data:
+        if is_state_field(name):
+            raise reserved_key(name)
 
 
 def _document(record: SessionRecord) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .clock import Clock
 from .logs import log, ref
-from .state import STATE_FIELD, decode_state
+from .state import stored_entry
 from .stores.base import SessionRecord, WriteResult
 from .stores.index import UserIndexStore
 
@@ -49,8 +49,7 @@ class UserIndexing:
     @staticmethod
     def stored_user(record: SessionRecord | None) -> str | None:
         """The user logged in to a stored session (parsed only if it holds library state)."""
-        stored = None if record is None else record.fields.get(STATE_FIELD)
-        return None if stored is None else login_user(decode_state(stored))
+        return None if record is None else login_user({LOGIN: stored_entry(record.fields, LOGIN)})
 
     def indexed(self, user: str, created_at: float, write: Write) -> Write:
         """``write`` (a create or a rename to a new key), with ``user``'s index entry for that key

@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from .csrftokens import STATE_KEY as CSRF
 from .exceptions import SessionConfigError, SessionStoreUnavailable, SessionUsageError
 from .indexing import LOGIN, UserIndexing, login_user
-from .state import STATE_FIELD, decode_state
+from .state import stored_entry
 from .stores.index import IndexedSession
 
 if TYPE_CHECKING:
@@ -187,7 +187,9 @@ class SessionUsers(Generic[D]):
 
     def _describe(self, item: IndexedSession, now: float, current_key: str | None) -> ActiveSession:
         key, record, ttl_ends = item
-        login = decode_state(record.fields.get(STATE_FIELD))[LOGIN]
+        login = stored_entry(record.fields, LOGIN)
+        if type(login) is not dict:  # a corrupt entry: listed, with nothing known of the login
+            login = {}
         meta = record.meta
         idle = self._engine.settings.idle_timeout
         last_seen = None if idle is None else max(meta.created_at, min(now, ttl_ends - idle))
