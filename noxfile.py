@@ -26,7 +26,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON)
 def tests_without_redis(session: nox.Session) -> None:
-    """The core works without the [redis] and [sanic] extras installed (their tests are skipped)."""
+    """The core works without the [redis] and [sanic] extras installed (their tests are skipped).
+
+    .ci/run's ``without_extras`` installs the same list."""
     session.install("-e", ".", "pytest", "httpx", "anyio", "hypothesis", "uvicorn")
     session.run("pytest", "-m", "not redis", *session.posargs)
 
