@@ -30,7 +30,7 @@ def tests_without_redis(session: nox.Session) -> None:
 
     .ci/run's ``without_extras`` installs the same list."""
     session.install("-e", ".", "pytest", "httpx", "anyio", "hypothesis", "uvicorn")
-    session.run("pytest", "-m", "not redis", *session.posargs)
+    session.run("pytest", "-m", "not redis and not browser", *session.posargs)
 
 
 @nox.session(python=DEFAULT_PYTHON)

@@ -8,7 +8,9 @@ Usage:
     export SESSION_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
     uvicorn --app-dir examples quickstart:app
 
-Then try the routes from a browser at http://localhost:8000/docs (Swagger UI), or with curl:
+Then log in from a browser at http://localhost:8000/login, try the routes at http://localhost:8000/docs
+(Swagger UI), or use curl:
+    GET  /login              a login form for browsers; it posts the name as a form field
     POST /login?user=alice   regenerates the session ID, stores the user, redirects (303) to /
     POST /cart/{item}        appends to the cart
     GET  /                   shows the session
@@ -28,9 +30,10 @@ import os
 import secrets
 import sys
 from typing import Annotated
+from urllib.parse import parse_qs
 
-from fastapi import Depends, FastAPI, Query
-from fastapi.responses import RedirectResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
 from fastapi_sessions import SessionManager, SessionSettings
@@ -67,10 +70,38 @@ async def show(session: Session) -> UserSession:
     return session
 
 
+LOGIN_PAGE = """<!doctype html>
+<title>Log in</title>
+<form method="post" action="/login">
+  <label>Name <input name="user" required maxlength="64"></label>
+  <button>Log in</button>
+</form>
+"""
+
+
+@app.get("/login", response_class=HTMLResponse)
+async def login_page() -> str:
+    """A plain HTML form: what a browser user sees first."""
+    return LOGIN_PAGE
+
+
+async def user_name(
+    request: Request, user: Annotated[str | None, Query(min_length=1, max_length=64)] = None
+) -> str:
+    """The name from ``?user=`` (curl, /docs) or from the login page's form field.
+
+    The form is read with the standard library (it is URL-encoded), so the demo needs no
+    python-multipart; an app that has it would declare ``user: Annotated[str, Form()]``.
+    """
+    if user is None:
+        user = parse_qs((await request.body()).decode(errors="replace")).get("user", [""])[0]
+        if not 1 <= len(user) <= 64:
+            raise HTTPException(422, "Give a user name of 1 to 64 characters.")
+    return user
+
+
 @app.post("/login")
-async def login(
-    user: Annotated[str, Query(min_length=1, max_length=64)], session: Session
-) -> RedirectResponse:
+async def login(user: Annotated[str, Depends(user_name)], session: Session) -> RedirectResponse:
     """A privilege change: regenerate the ID so that a session ID known before login is worthless."""
     # A real app checks a password here.
     sessions.regenerate(session)

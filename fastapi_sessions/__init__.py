@@ -21,8 +21,11 @@ from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
+from .stores.index import UserIndexStore
+from .users import ActiveSession, SessionUsers, session_users
 
 __all__ = [
+    "ActiveSession",
     "Clock",
     "CorruptRecordError",
     "SessionConfigError",
@@ -38,9 +41,12 @@ __all__ = [
     "SessionStoreUnavailable",
     "SessionTooLargeError",
     "SessionUsageError",
+    "SessionUsers",
     "SessionValueError",
     "SystemClock",
+    "UserIndexStore",
     "request_session",
+    "session_users",
 ]
 
 __version__ = "0.1.0"

@@ -62,12 +62,18 @@ def dict_is_snapshot(model: type[BaseModel]) -> bool:
 
 
 class Codec(Protocol[D]):
-    """What the engine needs of a kind of session data: a typed model (:class:`ModelCodec`) or the
+    """What the engine needs of a kind of session data: a typed model (``ModelCodec``) or the
     classic door's dict (``classic.DictCodec``)."""
 
     @property
     def defaults(self) -> Snapshot:
         """The snapshot of a new session."""
+        ...
+
+    @property
+    def keeps_unknown_fields(self) -> bool:
+        """Whether a stored field the data does not define would reach it, or fail it, when
+        decoded: the engine then keeps the library's own field out of the document."""
         ...
 
     def new(self) -> D:
@@ -104,7 +110,15 @@ class Codec(Protocol[D]):
 class ModelCodec(Generic[M]):
     """Validates, snapshots and encodes one session model class."""
 
-    __slots__ = ("_copy_dict", "_defaults", "_model", "_non_finite", "_read_only", "_serializer")
+    __slots__ = (
+        "_copy_dict",
+        "_defaults",
+        "_keeps_unknown",
+        "_model",
+        "_non_finite",
+        "_read_only",
+        "_serializer",
+    )
 
     def __init__(self, model: type[M]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -121,6 +135,9 @@ class ModelCodec(Generic[M]):
         # float) only if the model asks for them in its JSON; else they are refused.
         self._non_finite = model.model_config.get("ser_json_inf_nan") in ("constants", "strings")
         self._copy_dict = dict_is_snapshot(model)
+        self._keeps_unknown = bool(getattr(model, "__pydantic_root_model__", False)) or (
+            model.model_config.get("extra") in ("allow", "forbid")
+        )
         self._defaults = self.snapshot(model())
         self._read_only: type[M] | None = None
 
@@ -146,6 +163,11 @@ class ModelCodec(Generic[M]):
     def defaults(self) -> Snapshot:
         """The snapshot of a new session."""
         return self._defaults
+
+    @property
+    def keeps_unknown_fields(self) -> bool:
+        """True for a model that keeps (``extra="allow"``) or forbids unknown fields, or a root model."""
+        return self._keeps_unknown
 
     def decode(self, document: bytes) -> M:
         """Validate a stored JSON document; raises ``ValueError`` (pydantic's ``ValidationError``)."""

@@ -9,11 +9,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from email.utils import formatdate
 
+from .logs import log
 from .settings import SessionSettings
 
-__all__ = ["CookieWriter", "cookie_values"]
+__all__ = ["PLAIN_HTTP", "CookieWriter", "PlainHttpCheck", "cookie_values"]
 
 _COOKIE = b"cookie"
+_HOST = b"host"
+_FORWARDED_PROTO = b"x-forwarded-proto"
+# Hosts a client sends Secure cookies back to over plain http: browsers treat them as secure origins
+# (and *.localhost too), recent curl does the same. Any other http host never gets the cookie back.
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Logged once per door when a Secure cookie goes out over plain http to a host that will not return it.
+PLAIN_HTTP = (
+    "A Secure session cookie was sent over plain http (%s://%s): clients send it back over https "
+    "only (or to localhost), so every request will start a new, empty session. In tests, give the "
+    'client an https URL: TestClient(app, base_url="https://testserver"), '
+    'client.websocket_connect("wss://testserver/ws"), httpx.AsyncClient(..., '
+    'base_url="https://testserver"). In production, serve over TLS, or behind a proxy whose '
+    "X-Forwarded-Proto the server trusts (uvicorn --forwarded-allow-ips). For local plain-http "
+    "development only, set SESSION_COOKIE_SECURE=false."
+)
 
 
 def cookie_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
@@ -70,3 +87,47 @@ class CookieWriter:
     def delete(self) -> bytes:
         """A cookie that makes the browser drop ours."""
         return self._delete
+
+
+class PlainHttpCheck:
+    """Warns, once, when a door sends its ``Secure`` cookie over plain http to a host that will never
+    send it back, the silent way to lose every session (a test client on ``http://testserver``).
+
+    Only responses that carry our cookie are checked, and after one warning (or with
+    SESSION_COOKIE_SECURE=false) nothing is: an https request costs a scheme comparison.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.pending = settings.cookie_secure
+        """True until the warning is logged; False from the start when the cookie is not Secure."""
+
+    def check(self, scheme: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Warn if a cookie sent over ``scheme`` (the ASGI scope's) to the request's ``Host`` is lost,
+        unless a proxy says the client spoke https."""
+        if scheme != "http" and scheme != "ws":
+            return
+        host = forwarded = ""
+        for name, value in headers:
+            if name == _HOST:
+                host = value.decode("latin-1")
+            elif name == _FORWARDED_PROTO:
+                forwarded = value.decode("latin-1")
+        # A proxy that terminated TLS says so in X-Forwarded-Proto (the first entry is the client's).
+        if forwarded.split(",", 1)[0].strip().lower() == "https":
+            return
+        if not host or _is_local(host):  # no Host header: nothing to tell
+            return
+        self.pending = False
+        log.warning(PLAIN_HTTP, scheme, host)
+
+
+def _is_local(host: str) -> bool:
+    """True for a ``Host`` value (port and all) a client returns Secure cookies to over http."""
+    if host.startswith("["):  # an IPv6 literal: [::1]:8000
+        name = host[1 : host.find("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".").lower()
+    return name in _LOCAL_HOSTS or name.endswith(".localhost")

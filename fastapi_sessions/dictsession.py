@@ -1,6 +1,6 @@
 """The classic doors' session data: a ``dict`` of JSON values, and its codec for the engine.
 
-``request.session`` (Starlette/FastAPI) and ``request.ctx.session`` (Sanic) are a :class:`SessionDict`:
+``request.session`` (Starlette/FastAPI) and ``request.ctx.session`` (Sanic) are a ``SessionDict``:
 a real ``dict``, so reads cost what a dict read costs, with the session operations as methods. Changes
 are found the way the typed door finds them, by comparing snapshots, so a nested change
 (``session.setdefault("cart", []).append(item)``) is saved without any call to mark it.
@@ -85,7 +85,7 @@ class SessionDict(dict[str, Any]):
     Assigning a value that cannot be stored (not JSON, NaN, a lone surrogate, nested more than
     ``MAX_DEPTH`` deep) raises ``SessionValueError`` (a ``TypeError``) at once. ``clear()`` ends the
     session (the article's logout): the stored record is deleted and the cookie expired, like
-    :meth:`destroy`.
+    ``destroy``.
     """
 
     __slots__ = ("_live", "accessed")
@@ -106,6 +106,11 @@ class SessionDict(dict[str, Any]):
             "request (request.session).",
         )
 
+    def live(self) -> Session[Any]:
+        """The request's session behind this dict: where the library's features (login, CSRF,
+        flash messages) keep their state. Raises ``SessionUsageError`` once the request has ended."""
+        return self._session()
+
     def regenerate(self) -> None:
         """Give the session a new ID when the response starts, keeping its data: call it at login."""
         self._session().regenerate()
@@ -118,7 +123,7 @@ class SessionDict(dict[str, Any]):
         self._session().destroy()
 
     def clear(self) -> None:
-        """End the session, as :meth:`destroy` does (an emptied session has nothing left to keep)."""
+        """End the session, as ``destroy`` does (an emptied session has nothing left to keep)."""
         self._session().destroy()
 
     def set_expiry(self, seconds: float | timedelta | None) -> None:
@@ -177,7 +182,7 @@ class _ReadOnlySessionDict(SessionDict):
 
 
 class DictCodec:
-    """The codec of :class:`SessionDict` data: each top-level key is one stored field."""
+    """The codec of ``SessionDict`` data: each top-level key is one stored field."""
 
     __slots__ = ("_live",)
 
@@ -188,6 +193,10 @@ class DictCodec:
     @property
     def defaults(self) -> Snapshot:
         return {}
+
+    @property
+    def keeps_unknown_fields(self) -> bool:
+        return True
 
     def new(self) -> SessionDict:
         return SessionDict(self._live)

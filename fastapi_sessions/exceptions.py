@@ -1,4 +1,4 @@
-"""The exceptions fastapi_sessions raises, all rooted at :class:`SessionError`.
+"""The exceptions fastapi_sessions raises, all rooted at ``SessionError``.
 
 ```
 SessionError
@@ -15,6 +15,8 @@ SessionError
 """
 
 from __future__ import annotations
+
+import json
 
 from starlette.exceptions import HTTPException
 
@@ -35,6 +37,8 @@ __all__ = [
 RETRY_AFTER_SECONDS = 1
 #: What every door answers (503, with ``Retry-After``) when the session store fails.
 UNAVAILABLE_DETAIL = "Session store unavailable; try again shortly."
+#: The headers of every 503 a door answers for the store (besides ``Cache-Control: no-store``).
+UNAVAILABLE_HEADERS = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 #: What every door answers (409) when the session changed under the request.
 CONFLICT_DETAIL = "Session conflict; retry the request."
 #: Why a change to a degraded session fails.
@@ -42,6 +46,15 @@ READ_ONLY = (
     "The session store is unavailable, so this session is read-only "
     "(SESSION_ON_STORE_ERROR=degrade); retry the change later."
 )
+
+
+def error_body(detail: str) -> bytes:
+    """The body of every answer a door gives in place of the app's (409, 503): ``{"detail": ...}``.
+
+    The shape and bytes of FastAPI's own ``HTTPException`` answers, so a client parses one format
+    whichever door, framework or moment (load or commit) the error came from.
+    """
+    return json.dumps({"detail": detail}, separators=(",", ":")).encode()
 
 
 class SessionError(Exception):
@@ -114,7 +127,7 @@ class SessionStoreUnavailable(SessionStoreError, HTTPException):
             self,
             status_code=503,
             detail=UNAVAILABLE_DETAIL,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            headers=dict(UNAVAILABLE_HEADERS),
         )
         self.message = message
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .exceptions import (
     CONFLICT_DETAIL,
-    RETRY_AFTER_SECONDS,
     UNAVAILABLE_DETAIL,
+    UNAVAILABLE_HEADERS,
     SessionConfigError,
     SessionConflictError,
     SessionStoreError,
+    error_body,
 )
 from .headers import (
     CACHE_CONTROL,
@@ -66,7 +67,8 @@ def second_door(key: str) -> SessionConfigError:
 
 def error_messages(status: int, detail: str, headers: dict[str, str] | None = None) -> list[Message]:
     """The messages of a JSON error answer given in place of the app's response."""
-    response = JSONResponse({"detail": detail}, status, {"Cache-Control": "no-store", **(headers or {})})
+    headers = {"Cache-Control": "no-store", **(headers or {})}
+    response = Response(error_body(detail), status, headers, media_type="application/json")
     return [
         {"type": "http.response.start", "status": status, "headers": response.raw_headers},
         {"type": "http.response.body", "body": response.body},
@@ -75,8 +77,7 @@ def error_messages(status: int, detail: str, headers: dict[str, str] | None = No
 
 def unavailable_messages() -> list[Message]:
     """The 503 answered when the session store fails."""
-    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return error_messages(503, UNAVAILABLE_DETAIL, retry)
+    return error_messages(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
 
 
 class Exchange:
@@ -86,17 +87,20 @@ class Exchange:
     that needs nothing from us costs no coroutine of ours.
     """
 
-    __slots__ = ("_send", "engine", "session", "started", "vary_on_access")
+    __slots__ = ("_send", "engine", "scheme", "session", "started", "vary_on_access")
 
     def __init__(
         self,
         engine: SessionEngine[Any],
         send: Send,
+        scheme: str,
         session: Session[Any] | None = None,
         *,
         vary_on_access: bool = False,
     ) -> None:
         self.engine = engine
+        self.scheme = scheme
+        """The scope's scheme (``http``, ``https``, ``ws``, ``wss``): where our cookie goes."""
         self.session = session
         self.vary_on_access = vary_on_access
         """Add ``Vary: Cookie`` to an unchanged session's response only if the app read the session
@@ -158,6 +162,7 @@ class Exchange:
             if cookie is not None:
                 headers.append((SET_COOKIE, cookie))
                 _forbid_caching_the_cookie(headers)
+                self._check_transport(session)
         await self._send({**message, "headers": headers})
 
     async def _accept_websocket(self, session: Session[Any], message: Message) -> None:
@@ -171,7 +176,14 @@ class Exchange:
         if cookie is not None:
             headers = [*message.get("headers", ()), (SET_COOKIE, cookie)]
             message = {**message, "headers": headers}
+            self._check_transport(session)
         await self._send(message)
+
+    def _check_transport(self, session: Session[Any]) -> None:
+        """Warn (once per door) if the cookie just set goes over plain http where it is lost."""
+        plain_http = self.engine.plain_http
+        if plain_http.pending:
+            plain_http.check(self.scheme, session.headers)
 
     async def replace(self, messages: list[Message], exc: Exception) -> None:
         """Answer with ``messages`` in place of the app's response, and log why (once)."""
@@ -208,7 +220,7 @@ def _with_vary(message: Message) -> list[tuple[bytes, bytes]]:
 class SessionHook:
     """ASGI middleware of the typed door, installed by ``SessionManager.install``.
 
-    It hands each request an :class:`Exchange` (under ``scope_key``) for the dependency to open the
+    It hands each request an ``Exchange`` (under ``scope_key``) for the dependency to open the
     session in, and at shutdown runs ``on_shutdown`` (closing a store the manager made).
     """
 
@@ -230,7 +242,7 @@ class SessionHook:
         if kind == "http" or kind == "websocket":
             if self.key in scope:
                 raise second_door(self.key)
-            exchange = Exchange(self.engine, send)
+            exchange = Exchange(self.engine, send, scope.get("scheme", "http"))
             scope[self.key] = exchange
             try:
                 await self.app(scope, receive, exchange.send)

@@ -21,6 +21,7 @@ from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+from .users import SessionUsers
 
 __all__ = ["SessionManager"]
 
@@ -30,7 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 class SessionManager(Generic[M]):
     """Typed server-side sessions for one model class.
 
-    Build it once per app, call :meth:`install` on the app, and depend on :attr:`get_session`:
+    Build it once per app, call ``install`` on the app, and depend on ``get_session``:
 
         sessions = SessionManager(UserSession)
         sessions.install(app)
@@ -68,6 +69,9 @@ class SessionManager(Generic[M]):
         self.live: dict[int, Session[M]] = {}
         self.get_session: Callable[[HTTPConnection], Awaitable[M]] = self._dependency()
         """The dependency: this request's session, loaded once per request (HTTP and WebSocket)."""
+        self.users = SessionUsers(self.engine, self.session_of)
+        """Logins and a user's sessions: ``sessions.users.login(session, user_id, request)``,
+        ``list_sessions``, ``revoke``, ``revoke_all`` (see 'Users and their sessions' in the docs)."""
 
     def install(self, app: Starlette) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
@@ -114,7 +118,10 @@ class SessionManager(Generic[M]):
             self.live,
             model,
             "This object is not a live session of this manager: pass the model that get_session "
-            "returned in the current request.",
+            "returned in the current request. In a test, a model from app.dependency_overrides["
+            "sessions.get_session] is not live; seed the session instead: "
+            "fastapi_sessions.testing.seed_session(client, sessions, YourModel(...)) before the "
+            "request (see 'Testing your app' in the docs).",
         )
 
     def regenerate(self, session: M) -> None:

@@ -4,7 +4,7 @@
 only when the request carries the session cookie: a request without one costs no store call (the
 typed door goes further and loads only in routes that ask for the session). ``paths`` limits loading
 to some path prefixes. Commit, failures, size limits and security are the typed door's: the same
-:class:`~fastapi_sessions.session.Session` and engine, through the same ASGI exchange.
+``Session`` and engine, through the same ASGI exchange.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class SessionMiddleware:
             else:
                 await send({"type": "websocket.close", "code": 1011})
             return
-        exchange = Exchange(self.engine, send, session, vary_on_access=True)
+        exchange = Exchange(self.engine, send, scope.get("scheme", "http"), session, vary_on_access=True)
         scope[self.key] = exchange
         scope["session"] = data
         try:
@@ -135,7 +135,7 @@ class SessionMiddleware:
 
 
 def request_session(connection: HTTPConnection) -> SessionDict:
-    """``request.session`` typed as the :class:`SessionDict` it is (for ``regenerate()`` & co.)."""
+    """``request.session`` typed as the ``SessionDict`` it is (for ``regenerate()`` & co.)."""
     session = connection.scope.get("session")
     if isinstance(session, _NotLoadedHere):
         session.mark_accessed()  # raises, saying why

@@ -3,7 +3,7 @@
 ``install(app)`` adds a request middleware that loads the session before the handler runs (handlers
 read ``request.ctx.session`` synchronously; a request without the session cookie costs no store call)
 and a response middleware that commits it when the response starts, with the typed door's rules:
-the same :class:`~fastapi_sessions.session.Session`, engine and header rules; only Sanic's request
+the same ``Session``, engine and header rules; only Sanic's request
 and response API is spelled here.
 
 Sanic has no hook that every request reaches at its end (a cancelled request skips the response
@@ -13,7 +13,6 @@ that lets go of its session; the signal lets go of it first on every ordinary pa
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,12 +37,13 @@ from .dictsession import DictCodec, SessionDict
 from .engine import SessionEngine
 from .exceptions import (
     CONFLICT_DETAIL,
-    RETRY_AFTER_SECONDS,
     UNAVAILABLE_DETAIL,
+    UNAVAILABLE_HEADERS,
     SessionConfigError,
     SessionConflictError,
     SessionStoreError,
     SessionStoreUnavailable,
+    error_body,
 )
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
@@ -51,6 +51,7 @@ from .session import Session, live_session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+from .users import SessionUsers
 
 __all__ = ["SanicSessions", "install"]
 
@@ -63,7 +64,6 @@ M = TypeVar("M", bound=BaseModel)
 _OUTERMOST = 1_000_000
 # Where a request keeps its Session, next to the data in request.ctx.session.
 _SLOT = "_fastapi_sessions"
-_RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 _SKIPPED = (
     "A session change was NOT saved: the response went out without the fastapi_sessions response "
     "middleware (a response middleware that runs before it returned a new response, or raised). "
@@ -81,7 +81,7 @@ class _Answer(HTTPResponse):
     __slots__ = ("_sent",)
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps({"detail": detail}, separators=(",", ":"))
+        body = error_body(detail)
         headers = {"Cache-Control": "no-store", **(headers or {})}
         super().__init__(body, status, headers, content_type="application/json")
         self._sent = False
@@ -94,7 +94,7 @@ class _Answer(HTTPResponse):
 
 def _unavailable(request: Request[Any, Any], exc: Exception) -> HTTPResponse:
     """The exception handler for ``SessionStoreUnavailable`` raised in a handler (a degraded session)."""
-    return _Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER)
+    return _Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
 
 
 def _cookie_headers(headers: Header) -> list[tuple[bytes, bytes]]:
@@ -118,10 +118,10 @@ def _merge(headers: Header, name: str, rule: Callable[[bytes], bytes | None], de
 
 
 class SanicSessions(Generic[D]):
-    """One Sanic app's sessions, as :func:`install` set them up; ``D`` is the session's type.
+    """One Sanic app's sessions, as ``install`` set them up; ``D`` is the session's type.
 
-    It holds the ``settings``, the ``store`` and the ``engine``, and offers :meth:`regenerate`,
-    :meth:`destroy` and :meth:`set_expiry` for typed sessions (a ``SessionDict`` has them as methods).
+    It holds the ``settings``, the ``store`` and the ``engine``, and offers ``regenerate``,
+    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods).
     """
 
     def __init__(self, engine: SessionEngine[D], live: dict[int, Session[D]], *, owns_store: bool) -> None:
@@ -131,6 +131,8 @@ class SanicSessions(Generic[D]):
         self.live = live
         """The sessions of requests in flight, by ``id()`` of their data: where the operations go."""
         self._owns_store = owns_store
+        self.users = SessionUsers(engine, self.session_of)
+        """A user's sessions: ``list_sessions``, ``revoke``, ``revoke_all`` (log in with ``login``)."""
 
     # -- the operations -------------------------------------------------------------------------
 
@@ -147,6 +149,13 @@ class SanicSessions(Generic[D]):
         """Give the session a new ID at commit, keeping its data: call it at every login."""
         self.session_of(session).regenerate()
 
+    def login(self, session: D, user: str, request: Request[Any, Any]) -> None:
+        """Log ``user`` in to ``session`` at commit: a new ID, bound to the user (another user's data
+        cleared), with the time, user agent and (``SESSION_RECORD_IP``) ``request.ip``; see
+        ``SessionUsers.login``."""
+        agent = request.headers.get("user-agent")
+        self.users.login_with(session, user, user_agent=agent, ip=request.ip)
+
     def destroy(self, session: D) -> None:
         """End the session: its record is deleted at commit and the cookie expired; the data is reset
         now, and changes made after this start a new session under a new ID."""
@@ -158,7 +167,7 @@ class SanicSessions(Generic[D]):
         self.session_of(session).set_expiry(seconds)
 
     async def close_owned_store(self, app: Sanic[Any, Any] | None = None) -> None:
-        """Close the store if :func:`install` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""
+        """Close the store if ``install`` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""
         if self._owns_store:
             await self.store.aclose()
 
@@ -173,7 +182,7 @@ class SanicSessions(Generic[D]):
         try:
             data = await session.load()  # no cookie: a new session, and no store call
         except SessionStoreUnavailable:  # logged by the engine
-            return _Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER)
+            return _Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
         setattr(ctx, _SLOT, session)
         ctx.session = data
         # The backstop for the paths that reach no signal; about 0.8 us per request (measured).
@@ -206,7 +215,7 @@ class SanicSessions(Generic[D]):
         except SessionConflictError as exc:
             return _replaced(_Answer(409, CONFLICT_DETAIL), exc)
         except SessionStoreError as exc:
-            return _replaced(_Answer(503, UNAVAILABLE_DETAIL, _RETRY_AFTER), exc)
+            return _replaced(_Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS), exc)
         except Exception as exc:
             self._let_go(request, completed=False)
             answer: HTTPResponse = request.app.error_handler.response(request, exc)  # and logs it
@@ -282,7 +291,7 @@ def install(
     """Server-side sessions for a Sanic app, as ``request.ctx.session``; call it once, before the app
     starts.
 
-    ``request.ctx.session`` is a :class:`~fastapi_sessions.SessionDict` (a dict of JSON values), or an
+    ``request.ctx.session`` is a ``SessionDict`` (a dict of JSON values), or an
     instance of ``model`` (a Pydantic model whose fields all have defaults). Options are any
     ``SessionSettings`` field by its name (``cookie_secure``, ``max_age``...), also the article's
     ``cookie_https_only`` and Starlette's ``session_cookie``, ``https_only``, ``same_site``, ``path``

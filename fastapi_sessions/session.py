@@ -1,7 +1,7 @@
 """The per-request session: one object that owns one request's session from load to commit.
 
 Every door (the typed ``Depends()`` door, the classic ``request.session`` middleware, Sanic) makes one
-:class:`Session` per request that uses sessions, and talks only to it. It loads at most once, registers
+``Session`` per request that uses sessions, and talks only to it. It loads at most once, registers
 itself where ``regenerate(model)`` and friends can find it, records what the request asks for at commit,
 and commits once, through the engine, when the response starts. After that it is *closed*: its data
 can still be read, but changes cannot be saved, and it says so instead of losing them silently.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
 from .logs import log
+from .state import STATE_FIELD, decode_state
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Loaded(NamedTuple):
 class Session(Generic[D]):
     """One request's session: its data (a model or a dict), where it is stored, and what to do at commit.
 
-    ``data`` is None until :meth:`load`. ``baseline`` is the snapshot the data had when loaded (or when
+    ``data`` is None until ``load``. ``baseline`` is the snapshot the data had when loaded (or when
     destroyed, or when committed): the session is dirty when its snapshot differs.
     """
 
@@ -66,6 +67,7 @@ class Session(Generic[D]):
         "_engine",
         "_headers",
         "_registry",
+        "_state",
         "baseline",
         "committed",
         "data",
@@ -79,6 +81,7 @@ class Session(Generic[D]):
         "regenerating",
         "session_id",
         "stale_key",
+        "state_changed",
     )
 
     def __init__(
@@ -91,7 +94,7 @@ class Session(Generic[D]):
         self._headers = headers
         self._registry = registry
         """Where the door finds this session by ``id(data)`` (for ``regenerate(model)`` and the
-        SessionDict methods), until :meth:`release`."""
+        SessionDict methods), until ``release``."""
         self.data: D | None = None
         self.baseline: Snapshot = {}
         self.session_id: str | None = None
@@ -107,6 +110,19 @@ class Session(Generic[D]):
         self.expiry_set = False
         """set_expiry was called: ``persist_for`` seconds, or None for a browser-session cookie."""
         self.persist_for: float | None = None
+        self._state: dict[str, Any] | None = None
+        self.state_changed = False
+        """``set_state`` was called: the library's own state is written at commit."""
+
+    @property
+    def engine(self) -> SessionEngine[D]:
+        """The engine this session loads and commits through (its settings, store and clock)."""
+        return self._engine
+
+    @property
+    def headers(self) -> Iterable[tuple[bytes, bytes]]:
+        """The request's headers as the door gave them (the ASGI doors: all of them)."""
+        return self._headers
 
     # -- load --------------------------------------------------------------------------------
 
@@ -122,7 +138,7 @@ class Session(Generic[D]):
 
         Should a concurrent call in the same request have finished first, its data stays and this
         load is dropped. (The typed door awaits the engine itself and hands the result here: one
-        coroutine less per request than awaiting :meth:`load`, 0.1 to 0.3 us.)
+        coroutine less per request than awaiting ``load``, 0.1 to 0.3 us.)
         """
         if self.data is not None:
             return self.data
@@ -182,6 +198,8 @@ class Session(Generic[D]):
         self.regenerating = False
         self.expiry_set = False
         self.persist_for = None
+        self._state = {}
+        self.state_changed = False
         codec = self._engine.codec
         codec.reset(self.data)
         self.baseline = codec.defaults
@@ -200,13 +218,41 @@ class Session(Generic[D]):
         self.expiry_set = True
         self.persist_for = seconds
 
+    # -- the library's own state (see fastapi_sessions.state) ----------------------------------
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The library's own state of this session (login, CSRF token, flashes), read-only: parsed
+        from the stored record on first use; empty for a new session. Change it with ``set_state``."""
+        state = self._state
+        if state is None:
+            record = self.record
+            state = self._state = decode_state(None if record is None else record.fields.get(STATE_FIELD))
+        return state
+
+    def set_state(self, name: str, value: Any) -> None:
+        """Set (or, with None, remove) one entry of the library's own state, saved at commit.
+
+        ``value`` must be JSON data. Changing it counts as a change of the session: a new session is
+        created for it, and the cookie is sent.
+        """
+        self._open(f"set_state({name!r})")
+        state = self.state
+        if value is None:
+            if name not in state:
+                return
+            del state[name]
+        else:
+            state[name] = value
+        self.state_changed = True
+
     # -- commit ------------------------------------------------------------------------------
 
     def settled(self, current: Snapshot) -> bool:
         """True when a commit would surely write nothing and send no cookie, ``current`` being the
         data's snapshot now (False does not promise a write: the engine still decides)."""
         return current == self.baseline and not (
-            self.destroyed or self.regenerating or self.stale_key or self.expiry_set
+            self.destroyed or self.regenerating or self.stale_key or self.expiry_set or self.state_changed
         )
 
     def settle(self, data: D) -> Snapshot | None:
@@ -216,7 +262,9 @@ class Session(Generic[D]):
         ``data`` is this session's loaded data."""
         current = self._engine.codec.changed(data, self.baseline)
         if current is None:
-            if not (self.destroyed or self.regenerating or self.stale_key or self.expiry_set):
+            if not (self.destroyed or self.regenerating or self.stale_key or self.expiry_set) and not (
+                self.state_changed
+            ):
                 self.committed = True
                 return None
             return self.baseline  # unchanged: the baseline is the snapshot now
@@ -224,7 +272,7 @@ class Session(Generic[D]):
 
     def close(self, current: Snapshot) -> None:
         """Close without saving: the response started and nothing is (or may be) written, as for an
-        unchanged session or a 5xx answer. Later changes are reported by :meth:`release`."""
+        unchanged session or a 5xx answer. Later changes are reported by ``release``."""
         self.committed = True
         self.baseline = current
 

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .exceptions import SessionConfigError
 
-__all__ = ["SessionSettings", "settings_from"]
+__all__ = ["SessionSettings", "explain", "settings_from", "variable"]
 
 #: How to make a good key; quoted by every key error.
 KEY_HINT = (
@@ -69,6 +69,43 @@ _DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Z
 _PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # RFC 6265 path-value: no CTLs, no ';', no spaces
 
 
+# The words that switch SESSION_IDLE_TIMEOUT off explicitly (an empty value means "not set").
+_OFF = frozenset({"none", "off"})
+# Said after a field's error, where the fix is not obvious from pydantic's message.
+_HINTS = {
+    "idle_timeout": "Give a number of seconds, or none for no idle timeout.",
+    "rotate_interval": "Give a number of seconds, or none for no automatic rotation.",
+    "secret_key_fallbacks": 'Give a JSON list (["key1", "key2"]) or a comma-separated list.',
+}
+
+
+def variable(field: str) -> str:
+    """The environment variable a setting is read from: ``SESSION_`` + the field name in upper case."""
+    return f"SESSION_{field.upper()}"
+
+
+def explain(exc: ValidationError, keywords: Mapping[str, str]) -> str:
+    """``exc`` as a message that names each setting by its environment variable.
+
+    ``keywords`` maps the fields given in code to the keyword they were given as (a value passed
+    in code wins over the environment, so the error is about that keyword). Values are never
+    quoted by pydantic here (``hide_input_in_errors``): a key must not reach a log.
+    """
+    lines = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else None
+        if field is None:  # a rule between several settings; its message names them
+            lines.append(f"- {message}")
+            continue
+        where = variable(field)
+        if field in keywords:
+            where = f"{keywords[field]}= ({where})"
+        hint = _HINTS.get(field)
+        lines.append(f"- {where}: {message}{'. ' + hint if hint else ''}")
+    return "Invalid session settings:\n" + "\n".join(lines)
+
+
 def _normalise(key: str) -> str:
     return re.sub(r"[^a-z0-9]", "", key.lower())
 
@@ -98,7 +135,9 @@ class SessionSettings(BaseSettings):
         extra="ignore",
         frozen=True,
         hide_input_in_errors=True,  # errors must never print a key
-        env_parse_none_str="",  # SESSION_IDLE_TIMEOUT= (empty) means unset, as it reads
+        # SESSION_X= (empty, as a template renders an unset ${VAR}) means "not set": the default
+        # applies, for every setting alike. Switching the idle timeout off takes the word "none".
+        env_ignore_empty=True,
     )
 
     secret_key: SecretStr | None = Field(
@@ -114,7 +153,9 @@ class SessionSettings(BaseSettings):
         default=14 * 24 * 3600, gt=0, description="Absolute lifetime of a session, in seconds."
     )
     idle_timeout: int | None = Field(
-        default=None, gt=0, description="Sliding idle window in seconds; unset means none."
+        default=None,
+        gt=0,
+        description="Sliding idle window in seconds; unset or 'none' means no idle timeout.",
     )
     cookie_secure: bool = Field(default=True, description="Send the cookie over HTTPS only.")
     cookie_httponly: bool = Field(default=True, description="Hide the cookie from JavaScript.")
@@ -146,12 +187,33 @@ class SessionSettings(BaseSettings):
         default="last_write_wins",
         description="Same-field conflicts: the last writer wins, or the later writer gets a 409.",
     )
+    rotate_interval: int | None = Field(
+        default=None,
+        gt=0,
+        description="Give a session in use a new ID every this many seconds; unset or 'none': never.",
+    )
+    rotate_grace: int = Field(
+        default=30,
+        gt=0,
+        description="Seconds the previous ID still reaches the session after a rotation.",
+    )
+    record_ip: bool = Field(
+        default=False,
+        description="Record the client's IP address with each login (personal data: off by default).",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise SessionConfigError(f"Invalid session settings: {exc}") from exc
+            raise SessionConfigError(explain(exc, {name: name for name in values})) from exc
+
+    @field_validator("idle_timeout", "rotate_interval", mode="before")
+    @classmethod
+    def _none_switches_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in _OFF:
+            return None
+        return value
 
     @field_validator("cookie_samesite", mode="before")
     @classmethod
@@ -175,7 +237,7 @@ class SessionSettings(BaseSettings):
     def _check_name(cls, value: str) -> str:
         if not _TOKEN.fullmatch(value):
             raise ValueError(
-                f"cookie_name {value!r} is not a valid RFC 6265 cookie name: use letters, digits "
+                f"{value!r} is not a valid RFC 6265 cookie name: use letters, digits "
                 "and !#$%&'*+-.^_`|~ only (no spaces, ';', '=' or control characters)."
             )
         return value
@@ -184,7 +246,7 @@ class SessionSettings(BaseSettings):
     @classmethod
     def _check_domain(cls, value: str | None) -> str | None:
         if value is not None and not _DOMAIN.fullmatch(value):
-            raise ValueError(f"cookie_domain {value!r} is not a valid host name.")
+            raise ValueError(f"{value!r} is not a valid host name.")
         return value
 
     @field_validator("cookie_path")
@@ -192,7 +254,7 @@ class SessionSettings(BaseSettings):
     def _check_path(cls, value: str) -> str:
         if not _PATH.fullmatch(value):
             raise ValueError(
-                f"cookie_path {value!r} must start with '/' and hold no spaces, ';' or control characters."
+                f"{value!r} must start with '/' and hold no spaces, ';' or control characters."
             )
         return value
 
@@ -218,6 +280,13 @@ class SessionSettings(BaseSettings):
             raise ValueError(
                 f"SESSION_IDLE_TIMEOUT ({self.idle_timeout}s) is longer than SESSION_MAX_AGE "
                 f"({self.max_age}s); the idle window must fit in the absolute lifetime."
+            )
+        if self.rotate_interval is not None and not self.rotate_grace < self.rotate_interval:
+            raise ValueError(
+                f"SESSION_ROTATE_GRACE ({self.rotate_grace}s) must be shorter than "
+                f"SESSION_ROTATE_INTERVAL ({self.rotate_interval}s): the previous ID must stop "
+                "working before the next rotation. Lower SESSION_ROTATE_GRACE or raise "
+                "SESSION_ROTATE_INTERVAL."
             )
         return self
 
@@ -258,6 +327,7 @@ def settings_from(
             )
         return settings
     values: dict[str, Any] = {}
+    keywords: dict[str, str] = {}
     for name, value in options.items():
         field = OPTION_ALIASES.get(name, name)
         if field not in SessionSettings.model_fields:
@@ -268,4 +338,11 @@ def settings_from(
         if field in values:
             raise SessionConfigError(f"{where} got {field} twice (as {name!r} and under another name).")
         values[field] = value
-    return SessionSettings(**values)
+        keywords[field] = name
+    try:
+        return SessionSettings(**values)
+    except SessionConfigError as exc:
+        # Named by the keyword the door was given (https_only=), not the field it stands for.
+        if isinstance(exc.__cause__, ValidationError):
+            raise SessionConfigError(explain(exc.__cause__, keywords)) from exc.__cause__
+        raise

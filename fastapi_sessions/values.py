@@ -1,10 +1,10 @@
 """What a session value may be: JSON that every load reads back, checked before anything is written.
 
 A session is stored as JSON and read back by pydantic-core, whose parser refuses a document nested
-more than 200 levels deep. So a value is refused with a :class:`SessionValueError` that names where it
+more than 200 levels deep. So a value is refused with a ``SessionValueError`` that names where it
 is, and nothing is written, when it:
 
-* is nested more than :data:`MAX_DEPTH` lists and objects deep (saved, it would not load back, and
+* is nested more than ``MAX_DEPTH`` lists and objects deep (saved, it would not load back, and
   the user would be logged out by their own session);
 * is a float that JSON cannot hold (NaN, Infinity, -Infinity), unless the session model opts in with
   ``ser_json_inf_nan="constants"`` or ``"strings"`` (saved as JSON's null, it would come back changed);

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Annotated, Any
 
 import httpx
@@ -145,3 +145,17 @@ def redis_prefix(redis_server_url: str) -> Iterator[str]:
     prefix = unique_prefix()
     yield prefix
     cleanup_prefix(redis_server_url, prefix)
+
+
+# -- Reports -------------------------------------------------------------------------------------
+
+PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item (``item.stash[PHASE_REPORTS]["call"]``), so that a
+    fixture's teardown can tell whether its test failed: the browser test screenshots its pages then."""
+    report = yield
+    item.stash.setdefault(PHASE_REPORTS, {})[report.when] = report
+    return report

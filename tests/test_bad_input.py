@@ -1,4 +1,4 @@
-"""The bad-input corpus of security.md part B (B.1 cookie header, B.2 signature, B.3 store contents).
+"""Bad input of every kind: the cookie header and value, the signature and timestamp, store contents.
 
 Every request is sent as raw ASGI headers (no cookie jar, no header normalisation). For each bad
 cookie: the handler answers 2xx and sees an anonymous session; a failed signature costs no store read;
@@ -277,7 +277,7 @@ async def assert_rejected(
     warns: bool = True,
     signature_fails: bool = True,
 ) -> None:
-    """The default outcome of security.md B for one bad request, on a read-only and a writing route."""
+    """The outcome every bad request must have (module docstring), on a read-only and a writing route."""
     presented_ids = {id_of(v) for v in presented} | set(env.seeded)
     before = len(env.inner)
 
@@ -322,7 +322,7 @@ async def assert_rejected(
         assert security_warnings(caplog)
 
 
-# -- B.1 cookie header and value -----------------------------------------------------------------
+# -- cookie header and value ----------------------------------------------------------------------
 
 
 async def test_control_a_valid_cookie_is_accepted(env: Env) -> None:
@@ -499,7 +499,7 @@ async def test_thousand_foreign_cookies_then_a_garbage_one(
     await assert_rejected(env, caplog, [cookie_header(*pairs)], ["garbage-at-the-end"])
 
 
-# -- B.1.3 the same name more than once ----------------------------------------------------------
+# -- the same name more than once -----------------------------------------------------------------
 
 
 def _duplicates(layout: str, first: str, second: str) -> Headers:
@@ -602,7 +602,7 @@ async def test_only_the_first_four_cookies_of_our_shape_cost_an_hmac_or_a_store_
     assert any("first 4 session cookies" in r.getMessage() for r in security_warnings(caplog))
 
 
-# -- B.2 signature and timestamp -----------------------------------------------------------------
+# -- signature and timestamp ----------------------------------------------------------------------
 
 
 def _flip_char(text: str, index: int, bit: int = 1) -> str:
@@ -836,7 +836,7 @@ async def test_valid_signature_on_the_pre_regeneration_id(
     assert session_store_key(id_of(first)) not in env.inner._data
 
 
-# -- B.3 store contents --------------------------------------------------------------------------
+# -- store contents -------------------------------------------------------------------------------
 
 
 class StrictSession(BaseModel):
@@ -944,6 +944,18 @@ async def test_bad_store_contents(
         assert decoded == [], "an oversized record must be refused by size, before any parsing"
 
 
+async def test_a_discarded_records_log_line_names_the_failing_fields_never_their_values(
+    strict_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator must see which field broke (after a model change, say), but not what it held."""
+    fields = {"user_id": b'"tok-6a1f-not-a-number"', "cart": b'["ok"]', "role": b'"root"'}
+    await _assert_record_discarded(strict_env, caplog, fields)
+    line = security_warnings(caplog)[-1].getMessage()
+    assert "'role' (literal_error), 'user_id' (int_parsing)" in line, line
+    assert "tok-6a1f" not in line
+    assert "root" not in line
+
+
 async def test_deep_nesting_within_the_size_limit_is_corrupt_not_a_crash(
     strict_env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -992,7 +1004,7 @@ async def test_expires_at_beyond_max_age_never_extends_the_life(
     assert key not in env.inner._data, "the dead record must be deleted"
 
 
-# -- B.3 on every door and every shipped store ----------------------------------------------------
+# -- on every door and every shipped store --------------------------------------------------------
 
 
 class ValueSession(BaseModel):

@@ -1,4 +1,4 @@
-"""Concurrent requests on one session, really overlapping, on every store (security.md D-T1..D-T5).
+"""Concurrent requests on one session, really overlapping, on every store.
 
 No lost update across fields, last-writer-wins or 409 on one field, no resurrection after destroy or
 regenerate, an exact counter under version checks, no resurrection by a rolling touch.
@@ -68,13 +68,14 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     await store.aclose()
 
 
-# -- D-T1: lost update ---------------------------------------------------------------------------
+# -- lost update ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("concurrency", MODES)
-async def test_dt1_overlapping_changes_to_different_fields_both_survive(
+async def test_overlapping_changes_to_different_fields_both_survive(
     concurrency: str, backend: Backend
 ) -> None:
+    """Two requests that both load before either saves, changing different fields, keep both changes."""
     app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
         await seed(client)
@@ -83,7 +84,8 @@ async def test_dt1_overlapping_changes_to_different_fields_both_survive(
         assert (await client.get("/read")).json() == {"a": 1, "b": 2, "count": 0}
 
 
-async def test_dt1_same_field_last_writer_wins_by_default(backend: Backend) -> None:
+async def test_overlapping_changes_to_one_field_last_writer_wins_by_default(backend: Backend) -> None:
+    """By default the later commit of two overlapping changes to one field wins."""
     app, race = build(backend.store)
     async with client_for(app) as client:
         await seed(client)
@@ -92,7 +94,8 @@ async def test_dt1_same_field_last_writer_wins_by_default(backend: Backend) -> N
         assert (await client.get("/read")).json()["a"] == 2, "the later commit wins"
 
 
-async def test_dt1_same_field_conflict_is_a_409_with_version_check(backend: Backend) -> None:
+async def test_overlapping_changes_to_one_field_give_a_409_with_version_check(backend: Backend) -> None:
+    """With version_check the later of two overlapping changes to one field is a 409 and is dropped."""
     app, race = build(backend.store, "version_check")
     async with client_for(app) as client:
         await seed(client)
@@ -103,13 +106,14 @@ async def test_dt1_same_field_conflict_is_a_409_with_version_check(backend: Back
         assert (await client.get("/read")).json()["a"] == 1, "the loser's change is dropped"
 
 
-# -- D-T2: logout against a write ----------------------------------------------------------------
+# -- logout against a write -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("concurrency", MODES)
-async def test_dt2_a_write_in_flight_never_resurrects_a_destroyed_session(
+async def test_a_write_in_flight_never_resurrects_a_destroyed_session(
     concurrency: str, backend: Backend
 ) -> None:
+    """A write that loaded before a logout gets a 409 and recreates no record."""
     app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
         cookie = await seed(client)
@@ -123,13 +127,14 @@ async def test_dt2_a_write_in_flight_never_resurrects_a_destroyed_session(
         assert replay.json() == {"a": 0, "b": 0, "count": 0}
 
 
-# -- D-T3: regenerate against an in-flight write -------------------------------------------------
+# -- regenerate against an in-flight write --------------------------------------------------------
 
 
 @pytest.mark.parametrize("concurrency", MODES)
-async def test_dt3_a_write_in_flight_cannot_recreate_the_pre_regeneration_key(
+async def test_a_write_in_flight_cannot_recreate_the_pre_regeneration_key(
     concurrency: str, backend: Backend
 ) -> None:
+    """A write that loaded before a login's regenerate gets a 409; only the new key exists."""
     app, race = build(backend.store, concurrency)
     async with client_for(app) as client:
         old_cookie = await seed(client)
@@ -143,10 +148,11 @@ async def test_dt3_a_write_in_flight_cannot_recreate_the_pre_regeneration_key(
         assert (await client.get("/read")).json()["a"] == 9, "the held write was dropped"
 
 
-# -- D-T4: counter -------------------------------------------------------------------------------
+# -- counter --------------------------------------------------------------------------------------
 
 
-async def test_dt4_version_checked_counter_with_client_retries_is_exact(backend: Backend) -> None:
+async def test_a_version_checked_counter_with_client_retries_is_exact(backend: Backend) -> None:
+    """100 concurrent increments, retried by the client on 409, end at exactly 100."""
     app, race = build(backend.store, "version_check")
     race.wave("first", 100)  # every first attempt loads before any commits: one wins, 99 conflict
     conflicts = 0
@@ -176,10 +182,11 @@ async def test_dt4_version_checked_counter_with_client_retries_is_exact(backend:
     assert conflicts >= 99, "the first attempts all overlapped"
 
 
-# -- D-T5: rolling touch against destroy ---------------------------------------------------------
+# -- rolling touch against destroy ----------------------------------------------------------------
 
 
-async def test_dt5_a_rolling_touch_held_across_a_logout_never_resurrects(backend: Backend) -> None:
+async def test_a_rolling_touch_held_across_a_logout_never_resurrects(backend: Backend) -> None:
+    """A read that touches the session, held while a logout completes, recreates nothing."""
     app, race = build(backend.store, idle_timeout=IDLE)
     async with client_for(app) as client:
         cookie = await seed(client)
@@ -192,7 +199,8 @@ async def test_dt5_a_rolling_touch_held_across_a_logout_never_resurrects(backend
         assert await backend.keys() == [], "a touch of a deleted key creates nothing"
 
 
-async def test_dt5_a_rolling_touch_during_a_held_logout_never_resurrects(backend: Backend) -> None:
+async def test_a_rolling_touch_during_a_held_logout_never_resurrects(backend: Backend) -> None:
+    """A read that touches the session while a logout is under way does not bring it back."""
     app, race = build(backend.store, idle_timeout=IDLE)
     async with client_for(app) as client:
         cookie = await seed(client)

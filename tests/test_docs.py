@@ -11,10 +11,17 @@ Convention for code blocks in docs/*.md and README.md:
   comment, so readers never see it.
 * A block that needs an optional extra (``sanic``, ``redis``) is skipped where the extra is not
   installed (``nox -s tests_without_redis``), as the extra's own tests are.
+* A block with a file name, ``python title="main.py"`` (mkdocs-material shows it above the code), is
+  that file. Where a page has a block titled ``test_*.py``, a test file, every titled block of the
+  page is written to a temporary directory under its name, and each test file is run there by
+  ``pytest`` in a subprocess, as a reader who copied the files would run it (``SESSION_SECRET_KEY``
+  set, warnings as errors); it must pass. Test files are not executed as plain blocks.
 """
 
 import os
 import re
+import subprocess
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +62,17 @@ class Block:
     @property
     def is_python(self) -> bool:
         return self.info.split(" ", 1)[0].lower() in {"python", "py"}
+
+    @property
+    def title(self) -> str | None:
+        """The file name the block is shown under (``title="main.py"``), if any."""
+        match = re.search(r'title="([^"]+)"', self.info)
+        return None if match is None else match[1]
+
+    @property
+    def is_test_file(self) -> bool:
+        title = self.title
+        return title is not None and title.startswith("test_") and title.endswith(".py")
 
 
 def blocks(page: Path) -> list[Block]:
@@ -116,7 +134,7 @@ def run_block(block: Block) -> dict[str, Any]:
     return namespace
 
 
-RUNNABLE = [block for block in PYTHON_BLOCKS if block.run]
+RUNNABLE = [block for block in PYTHON_BLOCKS if block.run and not block.is_test_file]
 
 
 @pytest.mark.anyio
@@ -160,11 +178,34 @@ async def test_the_custom_store_page_backend_passes_the_conformance_suite() -> N
             await store.aclose()
 
 
-@pytest.mark.anyio
+# -- test files, run by pytest ---------------------------------------------------------------------
+
+TEST_FILES = [block for block in PYTHON_BLOCKS if block.is_test_file]
+# Starlette 1.x warns, when its TestClient is imported, that it wants `httpx2`: not the reader's doing.
+_STARLETTE_HTTPX = "ignore:Using `httpx` with `starlette.testclient`"
+
+
+def test_the_testing_pages_have_test_files() -> None:
+    pages = {block.page.name for block in TEST_FILES}
+    assert {"quickstart.md", "testing.md"} <= pages
+
+
 @pytest.mark.usefixtures("docs_environment")
-async def test_the_testing_page_example_runs_its_assertions() -> None:
-    (block,) = [b for b in RUNNABLE if b.page.name == "testing.md"]
-    await run_block(block)["main"]()
+@pytest.mark.parametrize("block", TEST_FILES, ids=[block.id for block in TEST_FILES])
+def test_python_test_file_passes_under_pytest(block: Block, tmp_path: Path) -> None:
+    for titled in blocks(block.page):
+        if titled.title is not None and titled.is_python:
+            path = tmp_path / titled.title
+            assert not path.exists() or path.read_text(encoding="utf-8") == titled.source, (
+                f"{titled.id}: two blocks of the page are titled {titled.title}"
+            )
+            path.write_text(titled.source, encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-W", "error"]
+    command += ["-W", _STARLETTE_HTTPX, block.title or ""]
+    result = subprocess.run(  # our own interpreter on our own docs
+        command, cwd=tmp_path, capture_output=True, text=True, check=False, env=dict(os.environ)
+    )
+    assert result.returncode == 0, f"{block.id} fails under pytest:\n{result.stdout}{result.stderr}"
 
 
 # -- the settings reference ----------------------------------------------------------------------

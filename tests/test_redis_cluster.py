@@ -21,13 +21,25 @@ pytest.importorskip("redis")
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from fastapi_sessions import SessionManager
+from fastapi_sessions.rotation import forward_key
+from fastapi_sessions.state import STATE_FIELD
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores.redis import RedisStore
-from fastapi_sessions.testing import StoreConformance, StoreHarness, session_store_key
+from fastapi_sessions.testing import (
+    FakeClock,
+    StoreConformance,
+    StoreHarness,
+    UserIndexConformance,
+    session_store_key,
+)
 
 from .conftest import UserSession, make_app, make_settings
 from .races import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
 from .redis_support import Server, cluster, free_port, server_binary, unique_prefix
+from .test_rotation import GRACE as ROTATE_GRACE
+from .test_rotation import INTERVAL as ROTATE_INTERVAL
+from .test_rotation import key, read_as, rotated, rotating_app, with_cookie
+from .test_rotation import seed as rotating_seed
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
@@ -62,14 +74,17 @@ def prefix() -> str:
 
 @pytest.fixture
 def store(cluster_client: RedisCluster, prefix: str) -> RedisStore:
-    return RedisStore(cluster_client, prefix=prefix)
+    """The cluster store with a deadline no test reaches: these tests are about who wins a race and
+    what the cluster holds, not about a slow store (with the default second, a loaded machine turned a
+    race's 409 into a 503)."""
+    return RedisStore(cluster_client, prefix=prefix, timeout=60.0)
 
 
 async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-class TestRedisClusterStoreContract(StoreConformance):
+class TestRedisClusterStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     def store_harness(self, store: RedisStore) -> StoreHarness:
         return StoreHarness(
@@ -231,6 +246,56 @@ async def test_a_write_inside_the_cross_slot_rename_window_makes_the_rename_a_co
     assert old.meta.version == 1
 
 
+# -- automatic ID rotation (old, new and forward keys in their own slots) --------------------------
+
+
+@pytest.mark.anyio
+async def test_rotation_and_the_previous_ids_grace_window_on_the_cluster(
+    store: RedisStore, cluster_client: RedisCluster, prefix: str, clock: FakeClock
+) -> None:
+    app, _ = rotating_app(store, clock)
+    async with client_for(app) as client:
+        old, new = await rotated(client, clock)
+        names = [prefix + key(new), prefix + forward_key(key(old))]
+        assert [name.encode() for name in sorted(names)] == await keys(cluster_client, prefix)
+        assert (await read_as(client, old)).json() == {"a": 9, "b": 0}
+        assert (await client.post("/set/b/5", headers=with_cookie(old))).status_code == 200
+        assert (await read_as(client, new)).json() == {"a": 9, "b": 5}
+        clock.advance(ROTATE_GRACE)
+        assert (await read_as(client, old)).json() == {"a": 0, "b": 0}
+
+
+@pytest.mark.anyio
+async def test_a_logout_racing_a_rotation_ends_the_session_on_the_cluster(
+    store: RedisStore, cluster_client: RedisCluster, prefix: str, clock: FakeClock
+) -> None:
+    app, race = rotating_app(store, clock)
+    async with client_for(app) as client:
+        old = await rotating_seed(client)
+        clock.advance(ROTATE_INTERVAL)
+        logout, rotating = await hold_then(client, race, "/logout?tag=1", "/read")
+        assert logout.status_code == 200
+        assert "set-cookie" in rotating.headers
+        assert await keys(cluster_client, prefix) == []
+        assert (await read_as(client, old)).json() == {"a": 0, "b": 0}
+
+
+@pytest.mark.anyio
+async def test_the_previous_id_opens_nothing_after_logout_or_a_second_rotation_on_the_cluster(
+    store: RedisStore, clock: FakeClock
+) -> None:
+    app, _ = rotating_app(store, clock)
+    async with client_for(app) as client:
+        first, second = await rotated(client, clock)
+        forgotten = SessionChange({STATE_FIELD: b"{}"})
+        assert await store.update(key(second), forgotten, ttl=3600) is WriteResult.OK
+        third = (await read_as(client, second)).cookies["session"]
+        assert (await read_as(client, first)).json() == {"a": 0, "b": 0}
+        assert (await client.post("/logout", headers=with_cookie(third))).status_code == 200
+        assert (await read_as(client, second)).json() == {"a": 0, "b": 0}
+        assert (await read_as(client, third)).json() == {"a": 0, "b": 0}
+
+
 # -- start-up nodes ------------------------------------------------------------------------------
 
 
@@ -284,3 +349,28 @@ async def test_the_redis_example_serves_on_a_cluster_whose_first_node_is_down(
             assert (await c.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
     finally:
         await store.client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_users_sessions_on_several_slots_are_listed_and_revoked(store: RedisStore) -> None:
+    """The user's index sits on the user's slot; their sessions on others, each read and deleted
+    on its own."""
+    from fastapi_sessions.testing import FakeClock
+
+    from .test_users import HeldCreates, browser, listed, typed_app
+
+    clock = FakeClock()
+    app, _ = typed_app(HeldCreates(store), clock)
+    clients = [browser(app, f"device {index}") for index in range(6)]
+    try:
+        for client in clients:
+            assert (await client.post("/login/alice")).status_code == 200
+        sessions = await listed(clients[0], "alice")
+        assert sorted(s["user_agent"] for s in sessions) == [f"device {index}" for index in range(6)]
+        assert (await clients[0].post("/revoke-all/alice?keep=true")).json() == 5
+        for client in clients[1:]:
+            assert (await client.get("/me")).json()["login"] is None
+        assert [s["current"] for s in await listed(clients[0], "alice")] == [True]
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -1,7 +1,8 @@
-"""The security checklist of security.md part A, as it applies to the core (memory store, no Redis).
+"""The security guarantees of the core (memory store, no Redis), as listed in docs/security.md.
 
-Each test is named after its checklist item (``test_a5_...``). Requests go through a raw ASGI caller
-(``tests.test_bad_input.call``) so that exactly the headers written here reach the app.
+Each test proves a row of the table "What is guaranteed, and the test that proves it" there. Requests go
+through a raw ASGI caller (``tests.test_bad_input.call``) so that exactly the headers written here reach
+the app.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` aliases.
@@ -51,7 +52,7 @@ URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 
 def with_extra_routes(env: Env) -> Env:
-    """Add the routes the checklist needs to an env's app: expiry, errors, cache headers."""
+    """Add the routes these tests need to an env's app: expiry, errors, cache headers."""
     manager, app, seen = env.manager, env.app, env.seen
     Session = Annotated[UserSession, Depends(manager.get_session)]
 
@@ -93,7 +94,7 @@ def with_extra_routes(env: Env) -> Env:
 
     @app.post("/switch/{user_id}")
     async def switch(user_id: int, session: Session) -> dict[str, bool]:
-        """Log in, clearing the previous identity's data when the user changes (A9)."""
+        """Log in, clearing the previous identity's data when the user changes."""
         if session.user_id is not None and session.user_id != user_id:
             manager.destroy(session)
         manager.regenerate(session)
@@ -145,10 +146,11 @@ def package_sources() -> dict[pathlib.Path, str]:
     return {path: path.read_text() for path in sorted(PACKAGE_DIR.rglob("*.py"))}
 
 
-# -- A.1 session identifier ----------------------------------------------------------------------
+# -- session identifier ---------------------------------------------------------------------------
 
 
-def test_a1_ids_are_unique_url_safe_and_carry_at_least_128_bits() -> None:
+def test_session_ids_are_unique_url_safe_and_carry_at_least_128_random_bits() -> None:
+    """100,000 new IDs are distinct, each 43 URL-safe characters (256 random bits), symbols evenly used."""
     ids = [new_session_id() for _ in range(100_000)]
     assert len(set(ids)) == len(ids)
     for session_id in ids:
@@ -164,7 +166,8 @@ def test_a1_ids_are_unique_url_safe_and_carry_at_least_128_bits() -> None:
     assert all(abs(n - mean) < 0.05 * mean for n in counts.values()), counts.most_common(3)
 
 
-async def test_a1_secrets_is_the_only_source_of_ids(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_session_ids_come_from_secrets_only(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New and regenerated IDs come from secrets.token_urlsafe, never from random or uuid."""
     minted: list[str] = []
 
     def fake_token_urlsafe(nbytes: int | None = None) -> str:
@@ -193,7 +196,8 @@ async def test_a1_secrets_is_the_only_source_of_ids(env: Env, monkeypatch: pytes
     assert len(minted) == 2
 
 
-def test_a1_package_never_imports_random_or_uuid() -> None:
+def test_package_never_imports_random_or_uuid() -> None:
+    """No module of the package imports random or uuid (UUID4 has only 122 random bits)."""
     for path, source in package_sources().items():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Import):
@@ -205,7 +209,8 @@ def test_a1_package_never_imports_random_or_uuid() -> None:
             assert not names & {"random", "uuid"}, f"{path}: imports {names}"
 
 
-async def test_a2_ids_are_meaningless(env: Env) -> None:
+async def test_ids_are_meaningless_and_the_cookie_holds_only_id_timestamp_and_signature(env: Env) -> None:
+    """Same data, different IDs; the cookie holds the ID, a timestamp and a signature, nothing else."""
     first = (await call(env.app, "POST", "/write")).cookie()
     second = (await call(env.app, "POST", "/write")).cookie()
     assert first is not None
@@ -225,7 +230,8 @@ async def test_a2_ids_are_meaningless(env: Env) -> None:
         assert signed_at.timestamp() == int(env.clock.time())
 
 
-async def test_a3_strict_mode_never_adopts_a_validly_signed_unknown_id(env: Env) -> None:
+async def test_a_validly_signed_unknown_id_is_never_adopted(env: Env) -> None:
+    """A write under a signed ID the server never issued gets a fresh ID; the chosen one is not stored."""
     chosen = new_session_id()
     reply = await call(env.app, "POST", "/write", with_cookie(env.sign(chosen)))
     assert reply.status == 200
@@ -236,7 +242,8 @@ async def test_a3_strict_mode_never_adopts_a_validly_signed_unknown_id(env: Env)
     assert len(env.inner) == 1
 
 
-async def test_a4_unknown_ids_and_cookieless_logouts_create_no_records(env: Env) -> None:
+async def test_unknown_ids_and_logouts_without_a_session_create_no_records(env: Env) -> None:
+    """Thousands of unknown signed IDs and cookie-less logouts write nothing to the store."""
     await env.seed()
     before = len(env.inner)
     env.store.reset()
@@ -254,7 +261,8 @@ async def test_a4_unknown_ids_and_cookieless_logouts_create_no_records(env: Env)
     assert env.store.calls["create"] == env.store.calls["update"] == env.store.calls["rename"] == 0
 
 
-async def test_a5_regenerate_new_id_same_data_old_key_gone_in_one_operation(env: Env) -> None:
+async def test_regenerate_gives_a_new_id_keeps_the_data_and_removes_the_old_key_at_once(env: Env) -> None:
+    """regenerate() gives a new ID, keeps the data, moves the record in one store call; old cookie dead."""
     first = (await call(env.app, "POST", "/write")).cookie()
     assert first is not None
     old_key = session_store_key(id_of(first))
@@ -274,7 +282,8 @@ async def test_a5_regenerate_new_id_same_data_old_key_gone_in_one_operation(env:
     assert env.seen[-1] == env.anon, "the old cookie must give an anonymous session"
 
 
-async def test_a6_empty_or_short_ids_are_never_valid(env: Env) -> None:
+async def test_empty_or_short_ids_are_never_valid(env: Env) -> None:
+    """Issued IDs are 43 characters, logout leaves no empty ID, a signed '' or short ID gives no session."""
     login = await call(env.app, "POST", "/login/1")
     cookie = login.cookie()
     assert cookie is not None
@@ -304,7 +313,8 @@ def _record(env: Env, fields: dict[str, bytes]) -> Any:
     return SessionRecord(fields, SessionMeta(now, now + env.manager.settings.max_age))
 
 
-async def test_a8_id_is_never_read_from_the_url_or_a_custom_header(env: Env) -> None:
+async def test_the_id_is_never_read_from_the_url_or_another_header(env: Env) -> None:
+    """A valid cookie value in the query string, a custom header or Authorization is ignored."""
     _, cookie = await env.seed(user_id=8)
     attempts = [
         ({"query": f"session={cookie}".encode()}, []),
@@ -326,8 +336,8 @@ async def test_a8_id_is_never_read_from_the_url_or_a_custom_header(env: Env) -> 
         assert id_of(issued) != id_of(cookie)
 
 
-async def test_a9_switching_identity_gives_a_new_id_and_no_data_of_the_first_user(env: Env) -> None:
-    """No login() helper ships; destroy() + regenerate() in the login route is what achieves A9."""
+async def test_switching_user_gives_a_new_id_and_none_of_the_first_users_data(env: Env) -> None:
+    """Logging in as B over A's session (destroy, then regenerate) leaves nothing of A, under a new ID."""
     as_a = (await call(env.app, "POST", "/switch/1")).cookie()
     assert as_a is not None
     with_cart = await call(env.app, "POST", "/write", with_cookie(as_a))
@@ -343,10 +353,11 @@ async def test_a9_switching_identity_gives_a_new_id_and_no_data_of_the_first_use
     assert env.seen[-1] == env.anon
 
 
-# -- A.2 cookie ----------------------------------------------------------------------------------
+# -- cookie ---------------------------------------------------------------------------------------
 
 
-async def test_a10_default_cookie_attributes_exactly(env: Env) -> None:
+async def test_default_cookie_is_path_root_secure_httponly_samesite_lax_and_nothing_else(env: Env) -> None:
+    """The default Set-Cookie has exactly Path=/, Secure, HttpOnly, SameSite=Lax: no Domain, no Max-Age."""
     reply = await call(env.app, "POST", "/write")
     (header,) = reply.set_cookies
     _, value, attributes = parse_set_cookie(header)
@@ -354,9 +365,8 @@ async def test_a10_default_cookie_attributes_exactly(env: Env) -> None:
     assert attributes == {"path": "/", "secure": True, "httponly": True, "samesite": "Lax"}
 
 
-def test_a10_default_cookie_name_is_generic_and_the_host_prefix_is_one_setting_away() -> None:
-    """The core issue fixes the default name `session` (generic: no framework fingerprint); the
-    docs recommend `__Host-session`, which works with the other defaults unchanged."""
+def test_default_cookie_name_is_generic_and_the_host_prefix_is_one_setting_away() -> None:
+    """The default name `session` names no framework; `__Host-session` works with every other default."""
     assert make_settings().cookie_name == "session"
     assert make_settings(cookie_name="__Host-session").cookie_name == "__Host-session"
 
@@ -369,7 +379,10 @@ def test_a10_default_cookie_name_is_generic_and_the_host_prefix_is_one_setting_a
         {"cookie_secure": False},
     ],
 )
-def test_a10_host_prefix_with_domain_path_or_insecure_fails_at_startup(overrides: dict[str, Any]) -> None:
+def test_host_prefix_with_domain_path_or_insecure_cookie_fails_at_startup(
+    overrides: dict[str, Any],
+) -> None:
+    """A __Host- cookie name with a Domain, a Path other than / or Secure off is a SessionConfigError."""
     with pytest.raises(SessionConfigError):
         make_settings(cookie_name="__Host-session", **overrides)
 
@@ -388,7 +401,8 @@ async def _lifecycle(env: Env) -> list[Reply]:
     return replies
 
 
-async def test_a12_every_emitted_cookie_fits_in_4096_bytes(env: Env) -> None:
+async def test_every_emitted_cookie_fits_in_4096_bytes(env: Env) -> None:
+    """Every Set-Cookie of a full lifecycle, with a long domain and path, is at most 4,096 bytes."""
     custom = build(env, cookie_domain="sub.example.com", cookie_path="/some/app/path")
     emitted = [
         header for e in (env, custom) for reply in await _lifecycle(e) for header in reply.set_cookies
@@ -401,9 +415,8 @@ async def test_a12_every_emitted_cookie_fits_in_4096_bytes(env: Env) -> None:
 
 
 @pytest.mark.parametrize("size", [5 * 1024, 100 * 1024])
-async def test_a12_oversized_incoming_cookie_gives_no_session_and_no_store_call(
-    env: Env, size: int
-) -> None:
+async def test_an_oversized_incoming_cookie_gives_no_session_and_no_store_call(env: Env, size: int) -> None:
+    """A 5 KB or 100 KB cookie gives an anonymous session without any store call."""
     _, cookie = await env.seed()
     value = cookie + "A" * (size - len(cookie))
     env.store.reset()
@@ -413,7 +426,8 @@ async def test_a12_oversized_incoming_cookie_gives_no_session_and_no_store_call(
     assert sum(env.store.calls.values()) == 0
 
 
-async def test_a13_delete_cookie_matches_the_login_cookie(env: Env) -> None:
+async def test_the_logout_cookie_has_the_login_cookies_name_path_and_domain(env: Env) -> None:
+    """Logout expires the cookie under the login cookie's name, Path, Domain and flags, with Max-Age=0."""
     custom = build(env, cookie_domain="example.com", cookie_path="/app")
     login = await call(custom.app, "POST", "/login/1")
     (set_header,) = login.set_cookies
@@ -430,7 +444,8 @@ async def test_a13_delete_cookie_matches_the_login_cookie(env: Env) -> None:
     assert parsedate_to_datetime(delete_attributes["expires"]).timestamp() < env.clock.time()
 
 
-async def test_a14_no_cookie_when_there_is_nothing_to_persist(env: Env) -> None:
+async def test_no_set_cookie_when_there_is_nothing_to_persist(env: Env) -> None:
+    """An untouched anonymous session, or a logout without one, sends no Set-Cookie and stores nothing."""
     for method, path in (("GET", "/read"), ("POST", "/logout"), ("GET", "/bare")):
         reply = await call(env.app, method, path)
         assert reply.status == 200
@@ -438,7 +453,8 @@ async def test_a14_no_cookie_when_there_is_nothing_to_persist(env: Env) -> None:
     assert len(env.inner) == 0
 
 
-async def test_a14_vary_cookie_whenever_the_session_was_accessed(env: Env) -> None:
+async def test_vary_cookie_whenever_the_session_was_accessed(env: Env) -> None:
+    """A response that used the session has Vary: Cookie (added to the handler's own); others have none."""
     cookie = (await call(env.app, "POST", "/write")).cookie()
     assert cookie is not None
     for method, path, headers in (
@@ -456,7 +472,8 @@ async def test_a14_vary_cookie_whenever_the_session_was_accessed(env: Env) -> No
     assert varied.header_values("vary") == [b"Accept-Encoding, Cookie"]
 
 
-async def test_a14_no_store_on_every_response_that_sets_the_cookie(env: Env) -> None:
+async def test_every_response_that_sets_the_cookie_is_not_cacheable(env: Env) -> None:
+    """Every response that sets the cookie (create, regenerate, logout, key re-issue...) says no-store."""
     rotated_from = build(env, secret_key=OLD_SECRET)
     old = (await call(rotated_from.app, "POST", "/write")).cookie()
     assert old is not None
@@ -469,7 +486,10 @@ async def test_a14_no_store_on_every_response_that_sets_the_cookie(env: Env) -> 
         assert b"no-store" in values or b'no-cache="set-cookie"' in values, reply.set_cookies
 
 
-async def test_a14_no_store_even_when_the_handler_allows_caching(env: Env) -> None:
+async def test_a_set_cookie_response_is_not_cacheable_even_when_the_handler_allows_caching(
+    env: Env,
+) -> None:
+    """A handler's Cache-Control: public does not make a response that sets the cookie cacheable."""
     reply = await call(env.app, "POST", "/cacheable")
     assert reply.set_cookies, "the handler wrote, so a cookie is set"
     values = b",".join(reply.header_values("cache-control")).lower()
@@ -478,7 +498,8 @@ async def test_a14_no_store_even_when_the_handler_allows_caching(env: Env) -> No
     )
 
 
-async def test_a15_cookie_is_non_persistent_by_default_and_max_age_is_capped(env: Env) -> None:
+async def test_cookie_ends_with_the_browser_by_default_and_its_max_age_is_capped(env: Env) -> None:
+    """No Max-Age or Expires by default; the Max-Age set_expiry gives never exceeds SESSION_MAX_AGE."""
     reply = await call(env.app, "POST", "/write")
     _, value, attributes = parse_set_cookie(reply.set_cookies[0])
     assert "max-age" not in attributes
@@ -492,10 +513,13 @@ async def test_a15_cookie_is_non_persistent_by_default_and_max_age_is_capped(env
     assert int(attributes["max-age"]) <= env.manager.settings.max_age
 
 
-# -- A.3 signing ---------------------------------------------------------------------------------
+# -- signing --------------------------------------------------------------------------------------
 
 
-async def test_a16_other_salt_future_and_old_timestamps_are_rejected_before_any_lookup(env: Env) -> None:
+async def test_other_salt_future_or_too_old_signatures_are_rejected_before_any_store_lookup(
+    env: Env,
+) -> None:
+    """Signed for another use, dated ahead or older than SESSION_MAX_AGE: no session, no store read."""
     session_id, _ = await env.seed(user_id=16)
     now, max_age = env.clock.time(), env.manager.settings.max_age
     other_salt = TimestampSigner(SECRET, salt=b"csrf", key_derivation="hmac", digest_method=hashlib.sha256)
@@ -519,7 +543,8 @@ async def test_a16_other_salt_future_and_old_timestamps_are_rejected_before_any_
         assert env.store.calls["load"] == 0, "the MAC and age are checked before any store lookup"
 
 
-async def test_a18_key_rotation_in_three_phases(env: Env) -> None:
+async def test_key_rotation_in_three_phases_keeps_users_logged_in(env: Env) -> None:
+    """Old key; new key with the old as fallback (old cookies re-issued); new key only (old one refused)."""
     phase1 = build(env, secret_key=OLD_SECRET)
     c1 = (await call(phase1.app, "POST", "/login/18")).cookie()
     assert c1 is not None
@@ -551,7 +576,8 @@ async def test_a18_key_rotation_in_three_phases(env: Env) -> None:
     assert phase3.seen[-1]["user_id"] == 19
 
 
-def test_a20_signatures_are_never_compared_with_equality() -> None:
+def test_signatures_are_never_compared_with_equality() -> None:
+    """No == on a signature, MAC or digest in the package; itsdangerous verifies in constant time."""
     suspicious = ("sig", "mac", "digest", "hmac", "token")
     offenders = []
     for path, source in package_sources().items():
@@ -565,10 +591,11 @@ def test_a20_signatures_are_never_compared_with_equality() -> None:
     assert ".unsign(" in signing, "verification goes through itsdangerous (hmac.compare_digest)"
 
 
-# -- A.4 lifecycle and expiry --------------------------------------------------------------------
+# -- lifecycle and expiry -------------------------------------------------------------------------
 
 
-async def test_a22_logout_deletes_the_record_and_a_replay_is_anonymous(env: Env) -> None:
+async def test_logout_deletes_the_record_and_a_replayed_cookie_is_anonymous(env: Env) -> None:
+    """After logout the record is gone; the old cookie is anonymous and, on a write, gets a new ID."""
     cookie = (await call(env.app, "POST", "/login/22")).cookie()
     assert cookie is not None
     key = session_store_key(id_of(cookie))
@@ -587,7 +614,8 @@ async def test_a22_logout_deletes_the_record_and_a_replay_is_anonymous(env: Env)
     assert key not in env.inner._data
 
 
-async def test_a24_use_every_half_idle_window_still_ends_at_the_absolute_limit(env: Env) -> None:
+async def test_a_session_used_every_half_idle_window_still_ends_at_the_absolute_limit(env: Env) -> None:
+    """Rolling refreshes never carry a session past SESSION_MAX_AGE from its creation."""
     short = build(env, max_age=100, idle_timeout=40)
     cookie = (await call(short.app, "POST", "/login/24")).cookie()
     assert cookie is not None
@@ -609,9 +637,10 @@ async def test_a24_use_every_half_idle_window_still_ends_at_the_absolute_limit(e
     assert key not in short.inner._data
 
 
-async def test_a24_raising_created_at_or_expires_at_in_the_store_does_not_extend_the_life(
+async def test_raising_created_at_or_expires_at_in_the_store_does_not_extend_the_life(
     env: Env,
 ) -> None:
+    """A record whose created_at or expires_at was moved later still ends at the server's limit."""
     short = build(env, max_age=100)
     start = short.clock.time()
     for tamper in ("created_at", "expires_at"):
@@ -631,7 +660,8 @@ async def test_a24_raising_created_at_or_expires_at_in_the_store_does_not_extend
     assert short.clock.time() > start
 
 
-async def test_a25_an_expired_record_is_absent_deleted_and_its_id_never_reused(env: Env) -> None:
+async def test_an_expired_session_is_anonymous_deleted_and_its_id_never_reused(env: Env) -> None:
+    """After the idle timeout the cookie is anonymous, the record is deleted and a write gets a new ID."""
     idle = build(env, idle_timeout=60)
     cookie = (await call(idle.app, "POST", "/login/25")).cookie()
     assert cookie is not None
@@ -648,7 +678,8 @@ async def test_a25_an_expired_record_is_absent_deleted_and_its_id_never_reused(e
 
 
 @pytest.mark.parametrize("path", ["/boom", "/unavailable", "/bad-gateway"])
-async def test_a27_no_changes_persisted_when_the_handler_fails(env: Env, path: str) -> None:
+async def test_no_changes_are_saved_when_the_handler_fails(env: Env, path: str) -> None:
+    """A handler that raises or answers 5xx leaves the store and the cookie as they were."""
     _, cookie = await env.seed(fields={"user_id": b"27", "cart": b'["a"]'})
     snapshot = {k: (dict(e.record().fields), e.record().meta) for k, e in env.inner._data.items()}
     env.store.reset()
@@ -662,10 +693,11 @@ async def test_a27_no_changes_persisted_when_the_handler_fails(env: Env, path: s
     assert env.store.writes() == 0
 
 
-# -- A.5 store and serialization -----------------------------------------------------------------
+# -- store and serialization ----------------------------------------------------------------------
 
 
-def test_a29_no_unsafe_deserialisers_in_the_package() -> None:
+def test_package_never_imports_pickle_or_other_unsafe_deserialisers() -> None:
+    """No pickle, marshal, shelve, dill or yaml.load anywhere in the package."""
     banned_modules = {
         "pickle",
         "cPickle",
@@ -699,15 +731,17 @@ def test_a29_no_unsafe_deserialisers_in_the_package() -> None:
     assert offenders == []
 
 
-async def test_a30_a_record_that_fails_the_model_is_never_partially_used(
+async def test_a_stored_record_that_fails_the_model_is_discarded_never_partially_used(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A record with a field of the wrong type is deleted and logged; the request gets a fresh session."""
     await _assert_record_discarded(env, caplog, {"user_id": b"30", "cart": b'{"not": "a list"}'})
     await _assert_record_discarded(env, caplog, {"user_id": b"30", "prefs": b"[1, 2]"})
 
 
 @pytest.mark.parametrize("size", [1024 * 1024, 10 * 1024 * 1024])
-async def test_a31_an_oversized_session_is_refused_before_any_cookie(env: Env, size: int) -> None:
+async def test_an_oversized_session_is_refused_before_any_cookie_or_write(env: Env, size: int) -> None:
+    """A 1 MB or 10 MB session fails with SessionTooLargeError; nothing is written and no cookie is set."""
     _, cookie = await env.seed(user_id=31)
     for headers in ([], with_cookie(cookie)):
         snapshot = {k: dict(e.record().fields) for k, e in env.inner._data.items()}
@@ -720,13 +754,14 @@ async def test_a31_an_oversized_session_is_refused_before_any_cookie(env: Env, s
         assert {k: dict(e.record().fields) for k, e in env.inner._data.items()} == snapshot
 
 
-async def test_a31_an_oversized_stored_record_is_corrupt(
+async def test_an_oversized_stored_record_is_discarded_as_corrupt(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A stored record larger than SESSION_MAX_SIZE is discarded like a corrupt one."""
     await _assert_record_discarded(env, caplog, {"prefs": b'{"big":"' + b"x" * 1024 * 1024 + b'"}'})
 
 
-# -- A.6 logging ---------------------------------------------------------------------------------
+# -- logging --------------------------------------------------------------------------------------
 
 
 class FlakyStore(RecordingStore):
@@ -741,9 +776,10 @@ class FlakyStore(RecordingStore):
         return await super().load(key, touch=touch)
 
 
-async def test_a35_logs_never_contain_an_id_or_cookie(
+async def test_logs_never_contain_a_session_id_or_cookie(
     clock: FakeClock, store: MemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No 12-character piece of an ID, cookie or signature is in any log line, every error path included."""
     caplog.set_level(logging.DEBUG)
     env = with_extra_routes(make_env(clock, store, idle_timeout=60))
     flaky = FlakyStore(store)
@@ -795,9 +831,10 @@ async def test_a35_logs_never_contain_an_id_or_cookie(
             assert leaked == [], f"a log line contains part of a session ID or cookie: {leaked[:3]}"
 
 
-async def test_a36_security_events_are_warnings_on_the_security_logger(
+async def test_suspicious_cookies_and_records_are_warnings_on_the_security_logger(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Bad signature, unknown ID, corrupt record, expiry, duplicate cookie: each a security WARNING."""
     idle = build(env, idle_timeout=60)
     _, good = await idle.seed(user_id=36)
     corrupt_id = new_session_id()
@@ -820,10 +857,10 @@ async def test_a36_security_events_are_warnings_on_the_security_logger(
         assert security_warnings(caplog), f"{event}: no WARNING on {SECURITY_LOGGER}"
 
 
-async def test_a36_a_session_past_its_absolute_limit_is_a_security_warning(
+async def test_a_session_past_its_absolute_limit_is_a_security_warning(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A cookie re-signed after creation (regenerate) outlives max_age; the server must say so."""
+    """A cookie re-signed after creation outlives SESSION_MAX_AGE: refused, with a security WARNING."""
     short = build(env, max_age=100)
     first = (await call(short.app, "POST", "/write")).cookie()
     assert first is not None

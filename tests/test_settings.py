@@ -59,6 +59,9 @@ def test_every_field_has_the_documented_default() -> None:
         "on_store_error": "fail",
         "max_size": 64 * 1024,
         "concurrency": "last_write_wins",
+        "rotate_interval": None,
+        "rotate_grace": 30,
+        "record_ip": False,
     }
     assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
     actual = settings.model_dump()
@@ -85,6 +88,9 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_ON_STORE_ERROR": "degrade",
         "SESSION_MAX_SIZE": "1000",
         "SESSION_CONCURRENCY": "version_check",
+        "SESSION_ROTATE_INTERVAL": "900",
+        "SESSION_ROTATE_GRACE": "20",
+        "SESSION_RECORD_IP": "true",
     }
     assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
     for name, value in env.items():
@@ -108,6 +114,9 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.on_store_error == "degrade"
     assert settings.max_size == 1000
     assert settings.concurrency == "version_check"
+    assert settings.rotate_interval == 900
+    assert settings.rotate_grace == 20
+    assert settings.record_ip is True
 
 
 def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,10 +290,12 @@ def test_config_errors_never_echo_secret_keys(values: dict[str, str]) -> None:
 )
 def test_invalid_cookie_name_is_rejected(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     error = config_error({"secret_key": SECRET, "cookie_name": name})
-    assert "cookie_name" in str(error)
+    assert "cookie_name= (SESSION_COOKIE_NAME)" in str(error)
+    if name == "":
+        return  # an empty SESSION_COOKIE_NAME means "not set": see the empty-value tests
     monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
     monkeypatch.setenv("SESSION_COOKIE_NAME", name)
-    with pytest.raises(SessionConfigError, match="cookie_name"):
+    with pytest.raises(SessionConfigError, match="SESSION_COOKIE_NAME"):
         SessionManager(UserSession)
 
 
@@ -326,20 +337,22 @@ UNSAFE = [
     pytest.param(
         {"SESSION_IDLE_TIMEOUT": "7200", "SESSION_MAX_AGE": "3600"}, "SESSION_IDLE_TIMEOUT", id="idle>max"
     ),
-    pytest.param({"SESSION_IDLE_TIMEOUT": "0"}, "idle_timeout", id="idle-zero"),
-    pytest.param({"SESSION_IDLE_TIMEOUT": "-60"}, "idle_timeout", id="idle-negative"),
-    pytest.param({"SESSION_MAX_AGE": "0"}, "max_age", id="max-age-zero"),
-    pytest.param({"SESSION_MAX_AGE": "-1"}, "max_age", id="max-age-negative"),
-    pytest.param({"SESSION_MAX_SIZE": "0"}, "max_size", id="max-size-zero"),
-    pytest.param({"SESSION_MAX_SIZE": "-1"}, "max_size", id="max-size-negative"),
-    pytest.param({"SESSION_CONCURRENCY": "optimistic"}, "concurrency", id="concurrency"),
-    pytest.param({"SESSION_COOKIE_SAMESITE": "sometimes"}, "cookie_samesite", id="samesite-value"),
-    pytest.param({"SESSION_ON_STORE_ERROR": "ignore"}, "on_store_error", id="on-store-error"),
-    pytest.param({"SESSION_COOKIE_PATH": "app"}, "cookie_path", id="path-relative"),
-    pytest.param({"SESSION_COOKIE_PATH": "/a;b"}, "cookie_path", id="path-semicolon"),
-    pytest.param({"SESSION_COOKIE_DOMAIN": "exa mple.com"}, "cookie_domain", id="domain-space"),
-    pytest.param({"SESSION_STORE_TIMEOUT": "0"}, "store_timeout", id="store-timeout"),
-    pytest.param({"SESSION_STORE_WAIT_REPLICAS": "-1"}, "store_wait_replicas", id="wait-replicas-negative"),
+    pytest.param({"SESSION_IDLE_TIMEOUT": "0"}, "SESSION_IDLE_TIMEOUT", id="idle-zero"),
+    pytest.param({"SESSION_IDLE_TIMEOUT": "-60"}, "SESSION_IDLE_TIMEOUT", id="idle-negative"),
+    pytest.param({"SESSION_MAX_AGE": "0"}, "SESSION_MAX_AGE", id="max-age-zero"),
+    pytest.param({"SESSION_MAX_AGE": "-1"}, "SESSION_MAX_AGE", id="max-age-negative"),
+    pytest.param({"SESSION_MAX_SIZE": "0"}, "SESSION_MAX_SIZE", id="max-size-zero"),
+    pytest.param({"SESSION_MAX_SIZE": "-1"}, "SESSION_MAX_SIZE", id="max-size-negative"),
+    pytest.param({"SESSION_CONCURRENCY": "optimistic"}, "SESSION_CONCURRENCY", id="concurrency"),
+    pytest.param({"SESSION_COOKIE_SAMESITE": "sometimes"}, "SESSION_COOKIE_SAMESITE", id="samesite-value"),
+    pytest.param({"SESSION_ON_STORE_ERROR": "ignore"}, "SESSION_ON_STORE_ERROR", id="on-store-error"),
+    pytest.param({"SESSION_COOKIE_PATH": "app"}, "SESSION_COOKIE_PATH", id="path-relative"),
+    pytest.param({"SESSION_COOKIE_PATH": "/a;b"}, "SESSION_COOKIE_PATH", id="path-semicolon"),
+    pytest.param({"SESSION_COOKIE_DOMAIN": "exa mple.com"}, "SESSION_COOKIE_DOMAIN", id="domain-space"),
+    pytest.param({"SESSION_STORE_TIMEOUT": "0"}, "SESSION_STORE_TIMEOUT", id="store-timeout"),
+    pytest.param(
+        {"SESSION_STORE_WAIT_REPLICAS": "-1"}, "SESSION_STORE_WAIT_REPLICAS", id="wait-replicas-negative"
+    ),
 ]
 
 
@@ -471,3 +484,147 @@ def test_a_store_passed_in_runs_with_settings_that_leave_the_store_alone_or_agre
     _build(door, make_settings(store_prefix="shop:", store_timeout=2.5), store)
     with pytest.raises(SessionConfigError, match=r"SESSION_STORE_PREFIX.*'shop:'"):
         _build(door, make_settings(store_prefix="other:"), store)
+
+
+# -- empty values and error messages that name the variable ----------------------------------------
+
+FIELDS = sorted(SessionSettings.model_fields)
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+@pytest.mark.parametrize("field", FIELDS)
+def test_an_empty_value_means_not_set_for_every_setting(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, field: str, where: str
+) -> None:
+    """A template that renders an unset ${VAR} as SESSION_X= gets the default, never "off" or an error."""
+    name = f"SESSION_{field.upper()}"
+    if where == "environment":
+        monkeypatch.setenv(name, "")
+    else:
+        (clean_env / ".env").write_text(f"{name}=\n", encoding="utf-8")
+    if field == "secret_key":  # the one setting without a default: empty is "not set", an error
+        with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY is not set"):
+            SessionSettings()
+        return
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    assert SessionSettings() == SessionSettings(secret_key=SECRET)
+
+
+def test_an_empty_idle_timeout_under_a_max_age_keeps_the_default_not_a_switched_off_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT", "")
+    monkeypatch.setenv("SESSION_MAX_AGE", "")
+    settings = SessionSettings()
+    assert settings.max_age == 14 * 24 * 3600
+    assert settings.idle_timeout is None  # the default: no idle timeout, as when the variable is unset
+
+
+@pytest.mark.parametrize("word", ["none", "None", "NONE", "off", " off "])
+def test_the_idle_timeout_is_switched_off_by_an_explicit_word(
+    monkeypatch: pytest.MonkeyPatch, word: str
+) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT", word)
+    assert SessionSettings().idle_timeout is None
+    assert SessionSettings(idle_timeout=word).idle_timeout is None
+
+
+# A value each setting refuses from the environment; None where no value read from the environment
+# can be wrong (an empty prefix is "not set", and any other string is a prefix).
+BAD_FROM_ENV: dict[str, str | None] = {
+    "secret_key": "too-short",
+    "secret_key_fallbacks": '["unterminated',
+    "cookie_name": "sess ion",
+    "max_age": "two weeks",
+    "idle_timeout": "0",
+    "cookie_secure": "maybe",
+    "cookie_httponly": "sometimes",
+    "cookie_samesite": "loose",
+    "cookie_domain": "exa mple.com",
+    "cookie_path": "app",
+    "store_url": "127.0.0.1:6379",
+    "store_prefix": None,
+    "store_timeout": "-1",
+    "store_wait_replicas": "-1",
+    "on_store_error": "ignore",
+    "max_size": "64k",
+    "concurrency": "optimistic",
+    "rotate_interval": "0",
+    "rotate_grace": "-5",
+    "record_ip": "perhaps",
+}
+
+
+def test_every_setting_has_a_bad_value_in_the_error_message_test() -> None:
+    assert set(BAD_FROM_ENV) == set(SessionSettings.model_fields), "a setting was added: give it one"
+
+
+@pytest.mark.parametrize("field", [f for f in FIELDS if BAD_FROM_ENV[f] is not None])
+def test_an_error_about_a_setting_from_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    value = BAD_FROM_ENV[field]
+    assert value is not None
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv(f"SESSION_{field.upper()}", value)
+    with pytest.raises(SessionConfigError) as caught:
+        SessionManager(UserSession)
+    message = str(caught.value)
+    assert f"SESSION_{field.upper()}" in message
+    assert f"{field}=" not in message, "a value from the environment is named by its variable"
+    assert f"\n- {field}" not in message
+
+
+def test_an_error_about_a_value_passed_in_code_names_the_keyword_and_the_variable() -> None:
+    message = str(config_error({"secret_key": SECRET, "max_age": "0"}))
+    assert "max_age= (SESSION_MAX_AGE): Input should be greater than 0" in message
+
+
+def test_an_error_about_a_middleware_keyword_names_that_keyword_and_the_variable() -> None:
+    from fastapi import FastAPI
+
+    from fastapi_sessions import SessionMiddleware
+
+    with pytest.raises(SessionConfigError, match=r"https_only= \(SESSION_COOKIE_SECURE\)"):
+        SessionMiddleware(FastAPI(), secret_key=SECRET, https_only="maybe")
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:6379", "localhost", "mongodb://localhost", "postgres://admin:hunter2pw@db/1"]
+)
+def test_a_store_url_that_is_no_store_url_says_what_one_looks_like(url: str) -> None:
+    with pytest.raises(SessionConfigError) as caught:
+        SessionManager(UserSession, settings=make_settings(store_url=url))
+    message = str(caught.value)
+    assert "SESSION_STORE_URL must be a URL such as" in message
+    for example in ("memory://", "redis://localhost:6379/0", "rediss://", "unix://"):
+        assert example in message
+    assert "hunter2pw" not in message
+
+
+def test_a_malformed_memory_url_names_the_variable() -> None:
+    with pytest.raises(SessionConfigError, match=r"^SESSION_STORE_URL: .*max_entries"):
+        SessionManager(UserSession, settings=make_settings(store_url="memory://?max_entries=lots"))
+
+
+def test_a_rotation_grace_not_shorter_than_the_interval_is_refused_naming_both_variables() -> None:
+    with pytest.raises(SessionConfigError) as caught:
+        SessionSettings(secret_key=SECRET, rotate_interval=60, rotate_grace=60)
+    assert "SESSION_ROTATE_GRACE (60s) must be shorter than SESSION_ROTATE_INTERVAL (60s)" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("word", ["none", "OFF", " None "])
+def test_rotation_is_switched_off_by_an_explicit_word(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_ROTATE_INTERVAL", word)
+    assert SessionSettings().rotate_interval is None
+
+
+def test_an_empty_rotation_interval_means_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_ROTATE_INTERVAL", "")
+    assert SessionSettings().rotate_interval is None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,16 +19,18 @@ from fastapi_sessions.stores import (
     WriteResult,
     json_document,
 )
+from fastapi_sessions.stores.packed import Entry
 from fastapi_sessions.testing import (
     FakeClock,
     RecordingStore,
     StoreConformance,
     StoreHarness,
+    UserIndexConformance,
     fake_wait,
 )
 
 
-class TestMemoryStoreContract(StoreConformance):
+class TestMemoryStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     async def store_harness(self) -> AsyncIterator[StoreHarness]:
         clock = FakeClock()
@@ -50,19 +54,109 @@ def _record(clock: FakeClock, life: float = 1000.0) -> SessionRecord:
     return SessionRecord({"a": b"1"}, SessionMeta(clock.time(), clock.time() + life))
 
 
+class CountedReads:
+    """Stands in for a slot of ``Entry`` and counts its reads: how many stored sessions code looked at.
+
+    A reaper must read a session's deadline (or its blob) to know that it expired, whatever structure
+    it keeps them in, so this counts the sessions it examined without trusting its own bookkeeping.
+    """
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+        self.reads = 0
+
+    def __get__(self, entry: Entry | None, owner: type[Entry] | None = None) -> Any:
+        if entry is None:
+            return self
+        self.reads += 1
+        return self.slot.__get__(entry, owner)
+
+    def __set__(self, entry: Entry, value: Any) -> None:
+        self.slot.__set__(entry, value)
+
+
+@contextlib.contextmanager
+def counting_session_reads() -> Iterator[list[CountedReads]]:
+    """Count every read of a stored session's deadline and blob while the block runs."""
+    counters = [CountedReads(Entry.__dict__[name]) for name in ("deadline", "blob")]
+    try:
+        for name, counter in zip(("deadline", "blob"), counters, strict=True):
+            setattr(Entry, name, counter)
+        yield counters
+    finally:
+        for name, counter in zip(("deadline", "blob"), counters, strict=True):
+            setattr(Entry, name, counter.slot)
+
+
+LIVE, EXPIRED = 8_000, 800
+EXAMINED_PER_RECLAIMED, EXAMINED_PER_WRITE = 2, 4
+
+
+async def assert_writes_reclaim_expired_sessions_without_a_full_scan(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    """Expire 800 sessions stored after 8,000 live ones (half of them in use), then write until all are
+    reclaimed, checking that no write examines more than a few sessions per session it reclaims."""
+    live = [f"live{i}" for i in range(LIVE)]
+    for key in live:
+        await store.create(key, _record(clock, life=10**6), ttl=10**6)
+    for key in live[::2]:  # in use: the protected segment holds live sessions too
+        assert await store.load(key) is not None
+    for i in range(EXPIRED):
+        await store.create(f"expired{i}", _record(clock), ttl=10)
+    clock.advance(11)
+    writes = 0
+    with counting_session_reads() as counters:
+        while len(store) > LIVE + writes:
+            assert writes < EXPIRED, "a write reclaimed no expired session"
+            before, read_before = len(store), sum(c.reads for c in counters)
+            await store.create(f"fresh{writes}", _record(clock, life=10**6), ttl=10**6)
+            writes += 1
+            reclaimed = before + 1 - len(store)
+            examined = sum(c.reads for c in counters) - read_before
+            limit = EXAMINED_PER_RECLAIMED * reclaimed + EXAMINED_PER_WRITE
+            assert examined <= limit, (
+                f"write {writes} examined {examined} sessions to reclaim {reclaimed} "
+                f"(at most {limit}): a scan of the live ones"
+            )
+    assert not [key for key in store._data if key.startswith("expired")]
+    assert [key for key in live if await store.load(key) is None] == []
+
+
+class FullScanStore(MemoryStore):
+    """A MemoryStore whose reaper sweeps every session, at most once per second: correct, but a scan."""
+
+    swept_at = -1.0
+
+    def _reap(self, budget: int, looks: int) -> None:
+        now = self._clock.monotonic()
+        if now - self.swept_at < 1.0:
+            return
+        self.swept_at = now
+        for segment in (self._probation, self._protected):
+            for key, entry in list(segment.entries.items()):
+                if entry.deadline <= now:
+                    del segment.entries[key]
+
+
 @pytest.mark.anyio
 async def test_expired_sessions_are_reclaimed_without_a_full_scan() -> None:
+    """Each write reclaims a few expired sessions, looking at those and not at the live ones."""
     clock = FakeClock()
-    store = MemoryStore(clock=clock)
-    keys = [f"k{i}" for i in range(100_000)]
-    for key in keys:
-        await store.create(key, _record(clock), ttl=10)
-    clock.advance(11)
-    # Each write reclaims a few expired entries; enough writes reclaim all of them.
-    for i in range(100_000 // 8 + 1):
-        await store.create(f"fresh{i}", _record(clock), ttl=1)
-        clock.advance(2)
-    assert all(not key.startswith("k") for key in store._data)
+    await assert_writes_reclaim_expired_sessions_without_a_full_scan(MemoryStore(clock=clock), clock)
+
+
+@pytest.mark.anyio
+async def test_the_reclaim_check_catches_a_full_scan_reaper() -> None:
+    """The check above fails on a reaper that scans every session, though that one reclaims them all."""
+    clock = FakeClock()
+    store = FullScanStore(clock=clock)
+    with pytest.raises(AssertionError, match="a scan of the live ones"):
+        await assert_writes_reclaim_expired_sessions_without_a_full_scan(store, clock)
+    # What the check used to assert holds for the full scan too: every expired session goes.
+    await store.create("one-more", _record(clock, life=10**6), ttl=10**6)
+    assert not [key for key in store._data if key.startswith("expired")]
+    assert len(store) == LIVE + 2
 
 
 @pytest.mark.anyio
@@ -444,3 +538,16 @@ async def test_a_field_value_that_is_not_exactly_one_json_value_is_refused_and_n
     assert dict(loaded.fields) == {"user_id": b"1", "cart": b"[]"}, "nothing was written"
     assert loaded.meta.version == 0
     assert await store.load("new") is None
+
+
+@pytest.mark.anyio
+async def test_the_user_index_of_a_user_who_never_returns_is_pruned_by_later_logins() -> None:
+    """Each login prunes the user index written longest ago: no scan, and no index kept forever."""
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    now = clock.time()
+    await store.index_add("gone", "k1", until=now + 10, now=now)
+    await store.index_add("active", "k2", until=now + 100, now=now)
+    assert set(store._users) == {"gone", "active"}
+    await store.index_add("active", "k3", until=now + 100, now=now + 20)
+    assert set(store._users) == {"active"}, "the entry past its until went, and its user with it"

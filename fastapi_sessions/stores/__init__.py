@@ -1,4 +1,4 @@
-"""Session stores: the :class:`SessionStore` protocol and the stores shipped with the package.
+"""Session stores: the ``SessionStore`` protocol and the stores shipped with the package.
 
 The Redis store lives in ``fastapi_sessions.stores.redis`` and needs the ``[redis]`` extra; it is not
 imported here so that the core never imports ``redis``.
@@ -15,15 +15,18 @@ from .base import (
     WriteResult,
     json_document,
 )
+from .index import IndexedSession, UserIndexStore
 from .memory import MemoryStore
 
 __all__ = [
     "CorruptRecordError",
+    "IndexedSession",
     "MemoryStore",
     "SessionChange",
     "SessionMeta",
     "SessionRecord",
     "SessionStore",
+    "UserIndexStore",
     "WriteResult",
     "json_document",
 ]

@@ -18,7 +18,7 @@ Rules every store follows (the conformance suite in ``fastapi_sessions.testing``
 * Failures raise; the manager turns any exception into a 503, never into an empty session.
   A ``rename`` that raises leaves the request with its old cookie, so it must not have moved the
   record: a store that lost the answer finds out what happened first (and returns ``OK`` if it moved).
-  Only :class:`CorruptRecordError` from ``load`` means "this record is garbage": a fresh session.
+  Only ``CorruptRecordError`` from ``load`` means "this record is garbage": a fresh session.
 """
 
 from __future__ import annotations

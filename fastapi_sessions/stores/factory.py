@@ -10,6 +10,12 @@ from .memory import MemoryStore
 
 __all__ = ["check_store_settings", "store_from_settings"]
 
+#: What SESSION_STORE_URL may look like; every scheme the settings can build a store from.
+URL_EXAMPLES = (
+    "memory://, memory://?max_entries=100000, redis://localhost:6379/0, "
+    "rediss://user:password@host:6380/0 or unix:///run/redis.sock?db=0"
+)
+
 # The settings that configure a store the manager builds, and the store attribute each one sets.
 _STORE_SETTINGS = (("store_prefix", "prefix"), ("store_timeout", "timeout"))
 
@@ -25,21 +31,31 @@ def store_from_settings(settings: SessionSettings, *, clock: Clock | None = None
                 "replicas, and SESSION_STORE_URL names the in-memory store, which has none: set "
                 "SESSION_STORE_URL to your Redis master, or SESSION_STORE_WAIT_REPLICAS to 0."
             )
-        return MemoryStore.from_url(url, clock=clock)
+        try:
+            return MemoryStore.from_url(url, clock=clock)
+        except SessionConfigError as exc:
+            raise SessionConfigError(f"SESSION_STORE_URL: {exc}") from exc
     if scheme in {"redis", "rediss", "unix"}:
         from .redis import RedisStore  # imported here: the core never imports redis
 
-        return RedisStore.from_url(
-            url,
-            prefix=settings.store_prefix,
-            timeout=settings.store_timeout,
-            wait_replicas=settings.store_wait_replicas,
-            built_from_settings=True,
-        )
+        try:
+            return RedisStore.from_url(
+                url,
+                prefix=settings.store_prefix,
+                timeout=settings.store_timeout,
+                wait_replicas=settings.store_wait_replicas,
+                built_from_settings=True,
+            )
+        except SessionConfigError as exc:
+            if "SESSION_" in str(exc):  # names its setting already
+                raise
+            raise SessionConfigError(f"SESSION_STORE_URL: {exc}") from exc
+    where = f"{scheme}://...@{url.rsplit('@', 1)[1]}" if "@" in url else url  # never a password
+    what = f"no scheme in {where!r}" if "://" not in url else f"unknown scheme {scheme!r} in {where!r}"
     raise SessionConfigError(
-        f"Unknown SESSION_STORE_URL scheme {scheme!r} in {url.split('@')[-1]!r}: use 'memory://' or "
-        "'redis://host:6379/0' (pip install 'pselfastapise-async[redis]'), or pass store=... to "
-        "SessionManager for a custom store."
+        f"SESSION_STORE_URL must be a URL such as {URL_EXAMPLES}; got {what}. redis://, rediss:// "
+        "and unix:// need pip install 'pselfastapise-async[redis]'; for Sentinel, Cluster or a "
+        "custom store, build the store and pass store=... to SessionManager."
     )
 
 

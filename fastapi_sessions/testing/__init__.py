@@ -1,11 +1,15 @@
 """Helpers for testing apps and stores that use fastapi_sessions.
 
-* :class:`FakeClock`: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
-* :func:`session_cookie`: a valid signed cookie value for a session ID, for tests that craft requests.
-* :class:`RecordingStore`: wraps a store, counts its calls, and can simulate an outage.
-* :class:`StoreConformance`: the store contract as a pytest test class; subclass it to check a store.
-* :data:`CHECKS`: the same checks as plain async functions; :data:`CONCURRENCY_CHECKS`, those of them
+* ``seed_session``: start a test client off with a session in place (a logged-in user), created by
+  the app's own door; the supported way to give a route a session of your choosing.
+* ``FakeClock``: pass it as ``clock=`` to ``SessionManager`` and ``MemoryStore``.
+* ``session_cookie``: a valid signed cookie value for a session ID, for tests that craft requests.
+* ``RecordingStore``: wraps a store, counts its calls, and can simulate an outage.
+* ``StoreConformance``: the store contract as a pytest test class; subclass it to check a store.
+* ``CHECKS``: the same checks as plain async functions; ``CONCURRENCY_CHECKS``, those of them
   that race writers on one record.
+* ``UserIndexConformance``: the same for the optional ``UserIndexStore`` capability (a user's list
+  of sessions); its checks as plain functions are ``index_conformance.INDEX_CHECKS``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from .concurrency import CONCURRENCY_CHECKS
 from .conformance import CHECKS, StoreHarness
 from .cookies import session_cookie, session_store_key
 from .recording import RecordingStore
+from .seeding import seed_session
 
 if TYPE_CHECKING:
-    from .suite import StoreConformance
+    from .suite import StoreConformance, UserIndexConformance
 
 __all__ = [
     "CHECKS",
@@ -29,7 +34,9 @@ __all__ = [
     "RecordingStore",
     "StoreConformance",
     "StoreHarness",
+    "UserIndexConformance",
     "fake_wait",
+    "seed_session",
     "session_cookie",
     "session_store_key",
 ]
@@ -46,8 +53,8 @@ def fake_wait(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
 
 def __getattr__(name: str) -> Any:
     # StoreConformance imports pytest; load it only for those who ask for it.
-    if name == "StoreConformance":
-        from .suite import StoreConformance
+    if name in ("StoreConformance", "UserIndexConformance"):
+        from . import suite
 
-        return StoreConformance
+        return getattr(suite, name)
     raise AttributeError(name)

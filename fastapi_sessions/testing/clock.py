@@ -6,7 +6,7 @@ __all__ = ["FakeClock"]
 
 
 class FakeClock:
-    """Wall and monotonic time that advance together, by :meth:`advance` only."""
+    """Wall and monotonic time that advance together, by ``advance`` only."""
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
         self._wall = start

@@ -1,4 +1,4 @@
-"""The store under test as the conformance checks see it: a :class:`StoreHarness`."""
+"""The store under test as the conformance checks see it: a ``StoreHarness``."""
 
 from __future__ import annotations
 

@@ -424,9 +424,15 @@ class Bench:
             versions["wrk"] = line[0].split(" [")[0] if line else "?"
         driver = " ".join(shlex.quote(a) for a in sys.argv)
         via_nox = os.environ.get("NOX_CURRENT_SESSION")
+        system = "unknown"
+        try:
+            system = platform.freedesktop_os_release().get("PRETTY_NAME", system)
+        except OSError:
+            system = f"{platform.system()} {platform.release()}"
         return {
             "cpu": cpu,
             "cores": os.cpu_count(),
+            "os": system,
             "python": platform.python_version(),
             "platform": platform.platform(),
             "versions": versions,
