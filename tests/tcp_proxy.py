@@ -130,7 +130,6 @@ class TcpProxy:
 
     async def aclose(self) -> None:
         await self._unlisten()
-        self.cut()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -143,9 +142,14 @@ class TcpProxy:
             )
 
     async def _unlisten(self) -> None:
+        """Stop listening and close every connection, the connections before the wait: from Python
+        3.12.1 on, ``Server.wait_closed()`` waits until every accepted connection is closed, so
+        waiting first never returns."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        self.cut()
+        if server is not None:
             await server.wait_closed()
 
     # -- modes -----------------------------------------------------------------------------------
@@ -161,7 +165,6 @@ class TcpProxy:
         """Like a dead server: close the listener (connects get ECONNREFUSED) and every connection."""
         self._mode = "refuse"
         await self._unlisten()
-        self.cut()
 
     async def blackhole(self) -> None:
         """Accept connections and read them, but never forward a byte nor answer."""

@@ -7,6 +7,7 @@ Imported by ``stores/redis.py`` once redis-py is known to be installed.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 from redis.asyncio import Redis
@@ -41,6 +42,11 @@ def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Red
     # A pooled connection that a Redis restart closed fails once; retry it on a fresh one, briefly
     # (the store's deadline still bounds the whole call).
     client_options.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2))
+    if sys.version_info >= (3, 12):
+        # CPython gh-136234: from 3.12 on, writing to a connection that was reset while idle raises
+        # AttributeError or TypeError from inside asyncio instead of ConnectionResetError, which
+        # redis-py would retry. Retry those too, or every such reset costs a request a 503.
+        client_options.setdefault("retry_on_error", [AttributeError, TypeError])
     client_options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)  # a URL's option wins
     # A new connection goes straight to its first command. redis-py 8 first sends HELLO 3, then two
     # CLIENT SETINFO: three replies to wait for, so with Redis answering in 0.25 s a new connection
