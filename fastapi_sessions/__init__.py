@@ -17,6 +17,7 @@ from .exceptions import (
     SessionUsageError,
     SessionValueError,
 )
+from .flash import Flash, FlashCategory, flash, get_flashed_messages
 from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
@@ -25,6 +26,8 @@ from .stores.base import SessionStore
 __all__ = [
     "Clock",
     "CorruptRecordError",
+    "Flash",
+    "FlashCategory",
     "SessionConfigError",
     "SessionConflictError",
     "SessionDict",
@@ -40,6 +43,8 @@ __all__ = [
     "SessionUsageError",
     "SessionValueError",
     "SystemClock",
+    "flash",
+    "get_flashed_messages",
     "request_session",
 ]
 

@@ -16,6 +16,7 @@ from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
 from .exceptions import SessionNotInstalledError
+from .flash import Flash, FlashCategory, add_flash, take_flashes
 from .hook import Exchange, SessionHook, scope_key
 from .session import Session, live_session
 from .settings import SessionSettings
@@ -142,6 +143,21 @@ class SessionManager(Generic[M]):
         browser-session cookie with the default lifetime.
         """
         self.session_of(session).set_expiry(seconds)
+
+    def flash(self, session: M, message: str, category: FlashCategory = "info") -> None:
+        """Keep a flash message in the session until a request reads it with ``flashes``.
+
+        At most ``MAX_FLASHES`` (32) wait; more drop the oldest. It works after ``destroy`` (the
+        message starts the new session), and on a visitor without a session (it starts one).
+        """
+        add_flash(self.session_of(session), message, category)
+
+    def flashes(self, session: M) -> list[Flash]:
+        """The session's flash messages, oldest first, taken out of it: the next request sees none.
+
+        A request that finds some writes the session; one that finds none writes nothing.
+        """
+        return take_flashes(self.session_of(session))
 
     def __repr__(self) -> str:
         return f"SessionManager({self.model.__name__}, store={type(self.store).__name__})"

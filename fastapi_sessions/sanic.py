@@ -45,6 +45,7 @@ from .exceptions import (
     SessionStoreUnavailable,
     error_body,
 )
+from .flash import Flash, FlashCategory, add_flash, take_flashes
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
 from .session import Session, live_session
@@ -120,7 +121,8 @@ class SanicSessions(Generic[D]):
     """One Sanic app's sessions, as ``install`` set them up; ``D`` is the session's type.
 
     It holds the ``settings``, the ``store`` and the ``engine``, and offers ``regenerate``,
-    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods).
+    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods), and
+    ``flash`` and ``flashes`` for both.
     """
 
     def __init__(self, engine: SessionEngine[D], live: dict[int, Session[D]], *, owns_store: bool) -> None:
@@ -155,6 +157,14 @@ class SanicSessions(Generic[D]):
         """Remember me: keep the session (and a persistent cookie) ``seconds`` from now, within
         SESSION_MAX_AGE; ``None`` makes it a browser-session cookie again."""
         self.session_of(session).set_expiry(seconds)
+
+    def flash(self, session: D, message: str, category: FlashCategory = "info") -> None:
+        """Keep a flash message in the session until a request reads it with ``flashes``."""
+        add_flash(self.session_of(session), message, category)
+
+    def flashes(self, session: D) -> list[Flash]:
+        """The session's flash messages, oldest first, taken out of it (see ``fastapi_sessions.flash``)."""
+        return take_flashes(self.session_of(session))
 
     async def close_owned_store(self, app: Sanic[Any, Any] | None = None) -> None:
         """Close the store if ``install`` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""

@@ -63,9 +63,12 @@ class Session(Generic[D]):
     destroyed, or when committed): the session is dirty when its snapshot differs.
     """
 
+    _memo: dict[str, Any]  # see memo(): deliberately not set in __init__
+
     __slots__ = (
         "_engine",
         "_headers",
+        "_memo",
         "_registry",
         "_state",
         "baseline",
@@ -240,6 +243,17 @@ class Session(Generic[D]):
         else:
             state[name] = value
         self.state_changed = True
+
+    def memo(self) -> dict[str, Any]:
+        """Scratch space of the library's features for this request only, never stored (the flash
+        messages a read took, say). Made on first use: a request that never asks pays nothing, not
+        even an attribute set in ``__init__``."""
+        try:
+            return self._memo
+        except AttributeError:
+            memo: dict[str, Any] = {}
+            self._memo = memo
+            return memo
 
     # -- commit ------------------------------------------------------------------------------
 
