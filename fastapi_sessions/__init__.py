@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .clock import Clock, SystemClock
 from .dictsession import SessionDict
 from .exceptions import (
@@ -10,6 +12,7 @@ from .exceptions import (
     SessionConfigError,
     SessionConflictError,
     SessionError,
+    SessionLoginRequired,
     SessionNotInstalledError,
     SessionStoreError,
     SessionStoreUnavailable,
@@ -23,15 +26,20 @@ from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 
+if TYPE_CHECKING:
+    from .guards import RequireLogin, require_login
+
 __all__ = [
     "Clock",
     "CorruptRecordError",
     "Flash",
     "FlashCategory",
+    "RequireLogin",
     "SessionConfigError",
     "SessionConflictError",
     "SessionDict",
     "SessionError",
+    "SessionLoginRequired",
     "SessionManager",
     "SessionMiddleware",
     "SessionNotInstalledError",
@@ -46,6 +54,19 @@ __all__ = [
     "flash",
     "get_flashed_messages",
     "request_session",
+    "require_login",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {"RequireLogin", "require_login"}
+"""Names from ``fastapi_sessions.guards``, which imports FastAPI: imported on first use, so that
+Starlette and Sanic apps never load FastAPI (it doubles the package's import time)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import guards
+
+        return getattr(guards, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

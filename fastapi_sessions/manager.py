@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Generic, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -22,6 +23,9 @@ from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+
+if TYPE_CHECKING:
+    from .guards import SessionGuard
 
 __all__ = ["SessionManager"]
 
@@ -69,6 +73,32 @@ class SessionManager(Generic[M]):
         self.live: dict[int, Session[M]] = {}
         self.get_session: Callable[[HTTPConnection], Awaitable[M]] = self._dependency()
         """The dependency: this request's session, loaded once per request (HTTP and WebSocket)."""
+
+    @cached_property
+    def require_login(self) -> SessionGuard[M]:
+        """The dependency of routes that need a logged-in session: the session, else a 401
+        (``SessionLoginRequired``); ``/docs`` shows the session cookie as their security scheme."""
+        return self.require_fresh()
+
+    def require_fresh(
+        self, *, login_within: float | timedelta | None = None, used_within: float | timedelta | None = None
+    ) -> SessionGuard[M]:
+        """A dependency like ``require_login`` that demands more: a login at most ``login_within`` old
+        (re-authentication for admin and payment routes), a session used within ``used_within`` (an
+        idle window shorter than SESSION_IDLE_TIMEOUT); see "Route guards" in the docs. Build it once,
+        at import time, not per request."""
+        from .guards import SessionGuard  # imports FastAPI: not before a guard is asked for
+
+        return SessionGuard(
+            self._guarded,
+            cookie_name=self.settings.cookie_name,
+            login_within=login_within,
+            used_within=used_within,
+        )
+
+    async def _guarded(self, connection: HTTPConnection) -> tuple[M, Session[M]]:
+        model = await self.get_session(connection)
+        return model, self.session_of(model)
 
     def install(self, app: Starlette) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.

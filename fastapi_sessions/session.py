@@ -19,6 +19,7 @@ from .state import STATE_FIELD, decode_state
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .codec import Snapshot
     from .engine import SessionEngine
 
@@ -116,6 +117,16 @@ class Session(Generic[D]):
         self._state: dict[str, Any] | None = None
         self.state_changed = False
         """``set_state`` was called: the library's own state is written at commit."""
+
+    @property
+    def clock(self) -> Clock:
+        """The door's clock (a ``FakeClock`` in tests): what the features read the time from."""
+        return self._engine.clock
+
+    @property
+    def cookie_name(self) -> str:
+        """The name of the door's session cookie (SESSION_COOKIE_NAME)."""
+        return self._engine.settings.cookie_name
 
     @property
     def headers(self) -> Iterable[tuple[bytes, bytes]]:
