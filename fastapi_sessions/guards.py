@@ -1,16 +1,6 @@
-"""Route guards: dependencies that let a request through only with a logged-in session, optionally a
-fresh one, and show the session cookie in the OpenAPI schema.
-
-"Logged in" means the session's own state holds a login (``state["login"]``, written by the login
-helper). A guard can also demand more than the app-wide settings:
-
-* ``login_within``: a login at most that old (``state["login"]["at"]``), for admin and payment routes
-  (re-authentication);
-* ``used_within``: a shorter idle window than ``SESSION_IDLE_TIMEOUT``. A session's last use is not
-  stored by every read (that would make every read a write), so the guard keeps its own: the time of
-  the last request a ``used_within`` guard let through (``state["guards"]["seen"]``), or of the login
-  if later. To spare a write per request it is written when it is at least a tenth of the window old:
-  a session is refused between 0.9 and 1 times the window after its last guarded request.
+"""Route guards: FastAPI dependencies that let a request through only with a logged-in session,
+optionally a fresh one (``login_within``, ``used_within``: see ``fastapi_sessions.freshness``), and
+show the session cookie in the OpenAPI schema.
 
 A refused request raises ``SessionLoginRequired``, a 401. Each guard is a FastAPI security scheme
 (an API key in the session cookie), so ``/docs`` marks the routes that need a session.
@@ -19,7 +9,6 @@ A refused request raises ``SessionLoginRequired``, a 401. Each guard is a FastAP
 at run time, and an instance has no module globals to resolve a string annotation in.)
 """
 
-import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -30,70 +19,19 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from .dictsession import SessionDict
-from .exceptions import SessionConfigError, SessionLoginRequired, SessionUsageError
+from .exceptions import SessionConfigError
+from .freshness import check_login, seconds
 from .middleware import request_session
 from .session import Session
 
-__all__ = ["GUARD_KEY", "LOGIN_KEY", "RequireLogin", "SessionGuard", "check_login", "require_login"]
+__all__ = ["RequireLogin", "SessionGuard", "require_login", "scheme_name"]
 
 D = TypeVar("D")
 
-LOGIN_KEY = "login"
-"""The login in the session's own state, ``{"user": ..., "at": <clock time>, ...}``."""
-GUARD_KEY = "guards"
-"""The guards' own entry in the session's state: ``{"seen": <clock time of the last guarded use>}``."""
-_RECORD_EVERY = 0.1
-"""The share of a ``used_within`` window after which a guarded request records its time again."""
 _SCHEME_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 Fetch = Callable[[HTTPConnection], Awaitable[tuple[D, Session[Any]]]]
 """How a door finds the request's session: its data, and the ``Session`` behind it."""
-
-
-def _seconds(value: float | timedelta | None, name: str) -> float | None:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise SessionUsageError(
-            f"{name} needs a positive number of seconds (or a timedelta), not {value!r}."
-        )
-    return value
-
-
-def check_login(
-    session: Session[Any], *, login_within: float | None = None, used_within: float | None = None
-) -> None:
-    """Raise ``SessionLoginRequired`` unless ``session`` is logged in, its login at most
-    ``login_within`` seconds old and its last guarded use at most ``used_within`` seconds ago (both
-    by the door's clock); with ``used_within``, record this use."""
-    state = session.state
-    login = state.get(LOGIN_KEY)
-    if type(login) is not dict:
-        raise SessionLoginRequired("login_required", "This route needs a logged-in session: log in first.")
-    now = session.clock.time()
-    logged_in_at = _time(login.get("at"))
-    if login_within is not None and not now - logged_in_at <= login_within:  # a NaN is too old too
-        raise SessionLoginRequired(
-            "reauthentication_required",
-            f"This route needs a login at most {login_within:g} seconds old: log in again.",
-        )
-    if used_within is None:
-        return
-    guards = state.get(GUARD_KEY)
-    seen = guards.get("seen") if type(guards) is dict else None
-    last = max(logged_in_at, _time(seen))
-    if not now - last <= used_within:
-        raise SessionLoginRequired(
-            "session_idle",
-            f"This route needs a session used in the last {used_within:g} seconds: log in again.",
-        )
-    if now - last >= used_within * _RECORD_EVERY:
-        session.set_state(GUARD_KEY, {"seen": now})
-
-
-def _time(value: object) -> float:
-    """A stored clock time; minus infinity (long ago) for anything that is not a number."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -math.inf
 
 
 def scheme_name(cookie_name: str) -> str:
@@ -123,8 +61,8 @@ class SessionGuard(SecurityBase, Generic[D]):
     ) -> None:
         self._fetch = fetch
         self.cookie_name = cookie_name
-        self.login_within = _seconds(login_within, "login_within")
-        self.used_within = _seconds(used_within, "used_within")
+        self.login_within = seconds(login_within, "login_within")
+        self.used_within = seconds(used_within, "used_within")
         self.model = APIKey(
             **{"in": APIKeyIn.cookie},  # "in" is a keyword: only its alias can be passed
             name=cookie_name,

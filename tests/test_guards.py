@@ -358,3 +358,41 @@ def test_a_freshness_limit_must_be_a_positive_duration() -> None:
         RequireLogin(login_within=0)
     with pytest.raises(SessionUsageError, match="used_within needs a positive number"):
         RequireLogin(used_within=float("nan"))
+
+
+# -- Sanic -----------------------------------------------------------------------------------------
+
+
+async def test_the_sanic_door_guards_a_handler_with_the_same_401(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    """SanicSessions.require_login(session, ...) at the top of a handler: the same checks, and the
+    same 401 body and header as the FastAPI doors."""
+    pytest.importorskip("sanic")
+    pytest.importorskip("sanic_testing")
+    from sanic.request import Request as SanicRequest
+    from sanic.response import HTTPResponse, text
+
+    from fastapi_sessions.sanic import install
+
+    from .sanic_support import Browser, new_app
+
+    app = new_app()
+    sessions = install(app, backend=store, settings=make_settings(), clock=clock)
+
+    @app.post("/login")
+    async def login(request: SanicRequest) -> HTTPResponse:
+        log_in(sessions.session_of(request.ctx.session), clock)
+        return text("ok")
+
+    @app.get("/admin")
+    async def admin(request: SanicRequest) -> HTTPResponse:
+        sessions.require_login(request.ctx.session, login_within=LOGIN_WITHIN)
+        return text("admin")
+
+    browser = Browser(app)
+    assert problem(await browser.get("/admin")) == "login_required"
+    await browser.post("/login")
+    assert (await browser.get("/admin")).status_code == 200
+    clock.advance(LOGIN_WITHIN + 1)
+    assert problem(await browser.get("/admin")) == "reauthentication_required"
