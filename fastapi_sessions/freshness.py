@@ -21,7 +21,7 @@ import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import SessionLoginRequired, SessionUsageError
+from .exceptions import SessionLoginRequired, SessionStoreUnavailable, SessionUsageError
 
 if TYPE_CHECKING:
     from .session import Session
@@ -52,7 +52,16 @@ def check_login(
 ) -> None:
     """Raise ``SessionLoginRequired`` unless ``session`` is logged in, its login at most
     ``login_within`` seconds old and its last guarded use at most ``used_within`` seconds ago (both
-    by the door's clock); with ``used_within``, record this use."""
+    by the door's clock); with ``used_within``, record this use.
+
+    A degraded session (the store is down, SESSION_ON_STORE_ERROR=degrade) raises
+    ``SessionStoreUnavailable`` (503) instead: whether it is logged in is unknown.
+    """
+    if session.degraded:  # the store is down (SESSION_ON_STORE_ERROR=degrade): we cannot tell
+        raise SessionStoreUnavailable(
+            "A route that needs a login was asked for while the session store is unavailable "
+            "(SESSION_ON_STORE_ERROR=degrade): answered 503, not 401, so that nobody is sent to log in."
+        )
     state = session.state
     login = state.get(LOGIN_KEY)
     if type(login) is not dict:

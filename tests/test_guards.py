@@ -32,7 +32,7 @@ from fastapi_sessions.guards import scheme_name
 from fastapi_sessions.session import Session as LiveSession
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
-from .conftest import UserSession, make_settings
+from .conftest import UserSession, go_down, make_settings
 from .guards_support import STORES, open_store
 
 pytestmark = pytest.mark.anyio
@@ -274,6 +274,20 @@ async def test_require_login_with_another_cookie_name_than_the_middleware_fails_
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
         with pytest.raises(SessionConfigError, match=r"RequireLogin\(cookie_name='sid'\)"):
             await client.get("/default")
+
+
+async def test_with_the_store_down_and_degrade_a_guarded_route_answers_503_not_401(
+    build: Build, store: RecordingStore, clock: FakeClock
+) -> None:
+    """A degraded session cannot say whether it is logged in: the guard answers 503 with Retry-After
+    rather than a 401 that would send a logged-in user to a login page that cannot work either."""
+    app = build(store, clock, on_store_error="degrade")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+        await client.post("/login")
+        go_down(store)
+        response = await client.get("/me")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
 
 
 # -- freshness -------------------------------------------------------------------------------------
