@@ -20,7 +20,7 @@ from .exceptions import (
     SessionUsageError,
     SessionValueError,
 )
-from .flash import Flash, FlashCategory, flash, get_flashed_messages
+from .flashes import Flash, FlashCategory, flash, get_flashed_messages
 from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings

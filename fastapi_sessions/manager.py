@@ -17,7 +17,7 @@ from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
 from .exceptions import SessionNotInstalledError
-from .flash import Flash, FlashCategory, add_flash, take_flashes
+from .flashes import Flash, FlashCategory, add_flash, take_flashes
 from .hook import Exchange, SessionHook, scope_key
 from .session import Session, live_session
 from .settings import SessionSettings

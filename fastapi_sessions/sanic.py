@@ -47,7 +47,7 @@ from .exceptions import (
     SessionStoreUnavailable,
     error_body,
 )
-from .flash import Flash, FlashCategory, add_flash, take_flashes
+from .flashes import Flash, FlashCategory, add_flash, take_flashes
 from .freshness import check_login, seconds
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
@@ -173,7 +173,7 @@ class SanicSessions(Generic[D]):
         add_flash(self.session_of(session), message, category)
 
     def flashes(self, session: D) -> list[Flash]:
-        """The session's flash messages, oldest first, taken out of it (see ``fastapi_sessions.flash``)."""
+        """The session's flash messages, oldest first, taken out of it (``fastapi_sessions.flashes``)."""
         return take_flashes(self.session_of(session))
 
     def require_login(

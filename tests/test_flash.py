@@ -24,7 +24,7 @@ from fastapi_sessions import (
     get_flashed_messages,
     request_session,
 )
-from fastapi_sessions.flash import MAX_FLASHES, add_flash
+from fastapi_sessions.flashes import MAX_FLASHES, add_flash
 from fastapi_sessions.state import STATE_FIELD
 from fastapi_sessions.stores import SessionChange, WriteResult
 from fastapi_sessions.testing import FakeClock, RecordingStore
