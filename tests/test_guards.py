@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import RedirectResponse
+from starlette.testclient import WebSocketDenialResponse
 
 from fastapi_sessions import (
     RequireLogin,
@@ -30,9 +31,10 @@ from fastapi_sessions import (
 )
 from fastapi_sessions.guards import scheme_name
 from fastapi_sessions.session import Session as LiveSession
+from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
-from .conftest import UserSession, go_down, make_settings
+from .conftest import TestClient, UserSession, go_down, make_settings
 from .guards_support import STORES, open_store
 
 pytestmark = pytest.mark.anyio
@@ -288,6 +290,27 @@ async def test_with_the_store_down_and_degrade_a_guarded_route_answers_503_not_4
         response = await client.get("/me")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
+
+
+def test_a_guarded_websocket_is_refused_at_the_handshake_with_the_same_401(clock: FakeClock) -> None:
+    """A WebSocket route behind a guard never accepts an anonymous connection: the handshake gets the
+    401 (a denial response, where the server supports them)."""
+    store = MemoryStore(clock=clock)
+    sessions = SessionManager(UserSession, settings=make_settings(), store=store, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.websocket("/ws")
+    async def feed(
+        websocket: WebSocket, session: Annotated[UserSession, Depends(sessions.require_login)]
+    ) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    with TestClient(app, base_url=BASE_URL) as client, pytest.raises(WebSocketDenialResponse) as denied:
+        client.websocket_connect("wss://testserver/ws").__enter__()
+    assert denied.value.status_code == 401
+    assert denied.value.json()["detail"]["error"] == "login_required"
 
 
 # -- freshness -------------------------------------------------------------------------------------
