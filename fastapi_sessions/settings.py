@@ -74,6 +74,7 @@ _OFF = frozenset({"none", "off"})
 # Said after a field's error, where the fix is not obvious from pydantic's message.
 _HINTS = {
     "idle_timeout": "Give a number of seconds, or none for no idle timeout.",
+    "rotate_interval": "Give a number of seconds, or none for no automatic rotation.",
     "secret_key_fallbacks": 'Give a JSON list (["key1", "key2"]) or a comma-separated list.',
 }
 
@@ -190,6 +191,16 @@ class SessionSettings(BaseSettings):
         default="last_write_wins",
         description="Same-field conflicts: the last writer wins, or the later writer gets a 409.",
     )
+    rotate_interval: int | None = Field(
+        default=None,
+        gt=0,
+        description="Give a session in use a new ID every this many seconds; unset or 'none': never.",
+    )
+    rotate_grace: int = Field(
+        default=30,
+        gt=0,
+        description="Seconds the previous ID still reaches the session after a rotation.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -197,7 +208,7 @@ class SessionSettings(BaseSettings):
         except ValidationError as exc:
             raise SessionConfigError(explain(exc, {name: name for name in values})) from exc
 
-    @field_validator("idle_timeout", mode="before")
+    @field_validator("idle_timeout", "rotate_interval", mode="before")
     @classmethod
     def _none_switches_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in _OFF:
@@ -274,6 +285,13 @@ class SessionSettings(BaseSettings):
             raise ValueError(
                 f"SESSION_IDLE_TIMEOUT ({self.idle_timeout}s) is longer than SESSION_MAX_AGE "
                 f"({self.max_age}s); the idle window must fit in the absolute lifetime."
+            )
+        if self.rotate_interval is not None and not self.rotate_grace < self.rotate_interval:
+            raise ValueError(
+                f"SESSION_ROTATE_GRACE ({self.rotate_grace}s) must be shorter than "
+                f"SESSION_ROTATE_INTERVAL ({self.rotate_interval}s): the previous ID must stop "
+                "working before the next rotation. Lower SESSION_ROTATE_GRACE or raise "
+                "SESSION_ROTATE_INTERVAL."
             )
         return self
 

@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 TEST_DB = 9
+HANG_GUARD = 30.0  # seconds: a store deadline no working call reaches, and the bound on any wait
 
 
 def answers(host: str, port: int, timeout: float = 0.3) -> bool:
@@ -201,7 +203,23 @@ def unique_prefix() -> str:
     return f"fstest:{os.getpid()}:{time.monotonic_ns()}:"
 
 
+@contextmanager
+def store_deadline(store: Any, seconds: float) -> Iterator[None]:
+    """A Redis store's deadline set to ``seconds``, then set back.
+
+    ``RedisStore.timeout`` is read by every call when it starts, so a test can build its store with
+    ``HANG_GUARD`` (which no working call reaches, however loaded the machine) and use a short
+    deadline only for the fault it means the deadline to end.
+    """
+    before, store.timeout = store.timeout, seconds
+    try:
+        yield
+    finally:
+        store.timeout = before
+
+
 __all__ = [
+    "HANG_GUARD",
     "Server",
     "cleanup_prefix",
     "cluster",
@@ -210,5 +228,6 @@ __all__ = [
     "redis_url",
     "server_binary",
     "start_server",
+    "store_deadline",
     "unique_prefix",
 ]

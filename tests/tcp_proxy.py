@@ -5,6 +5,8 @@
         await proxy.refuse()       # nothing listens any more: connects are refused, links cut
         await proxy.blackhole()    # connects are accepted and bytes read, nothing ever answers
         proxy.slow(0.5)            # every chunk from the server is held 0.5 s before it goes on
+        proxy.hold_replies()       # replies from the server wait (any mode)...
+        proxy.release_replies()    # ...until now, in order, on their own connections
         proxy.cut()                # close every current connection now (the mode stays)
         await proxy.forward()      # back to normal
         proxy.drop_reply(b"EVALSHA")  # the server runs the next such command; its reply is lost
@@ -82,6 +84,10 @@ class TcpProxy:
         self._held: list[bytes] = []
         self.dropped = asyncio.Event()
         """Set once a reply named by :meth:`drop_reply` was dropped."""
+        self._replies_flow = asyncio.Event()
+        self._replies_flow.set()
+        self._no_links = asyncio.Event()
+        self._no_links.set()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -102,6 +108,10 @@ class TcpProxy:
     def connections(self) -> int:
         """Client connections currently open through the proxy."""
         return len(self._links)
+
+    async def all_closed(self) -> None:
+        """Return once no client connection is open through the proxy (at once if none is)."""
+        await self._no_links.wait()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -166,6 +176,18 @@ class TcpProxy:
             raise RuntimeError("slow() needs a listening proxy; call forward() first")
         self._mode, self._delay = "slow", delay
 
+    def hold_replies(self) -> None:
+        """Keep every reply from the server back until :meth:`release_replies`; nothing is lost.
+
+        A server that is busy for exactly as long as a test needs: the commands in flight keep their
+        connections, whatever the machine's speed.
+        """
+        self._replies_flow.clear()
+
+    def release_replies(self) -> None:
+        """Let the replies kept back by :meth:`hold_replies` go on, and the next ones too."""
+        self._replies_flow.set()
+
     def drop_reply(self, request: bytes, *, cut: bool = False) -> None:
         """Lose the reply to the next request that contains ``request``, once: the server receives and
         runs it, the client never hears back. With ``cut`` the connection is then closed, as when it
@@ -220,6 +242,7 @@ class TcpProxy:
         self._tasks.add(task)
         link = _Link(writer)
         self._links.add(link)
+        self._no_links.clear()
         try:
             if self._mode == "blackhole":
                 link.tainted = True
@@ -244,6 +267,8 @@ class TcpProxy:
             pass  # aclose(): the link is closed below
         finally:
             self._links.discard(link)
+            if not self._links:
+                self._no_links.set()
             link.close()
             self._tasks.discard(task)
             with contextlib.suppress(Exception):
@@ -287,6 +312,8 @@ class TcpProxy:
                             break
                 if replies and self._mode == "slow" and self._delay > 0:
                     await asyncio.sleep(self._delay)
+                if replies:
+                    await self._replies_flow.wait()
                 sink.write(data)
                 await sink.drain()
         except OSError:

@@ -193,7 +193,7 @@ def free_port() -> int:
 
 
 def wait_until_serving(client: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a hang guard
     while time.monotonic() < deadline:
         if server.poll() is not None:
             pytest.fail(f"the quickstart exited with {server.returncode}:\n{log.read_text()}")
@@ -203,7 +203,7 @@ def wait_until_serving(client: httpx.Client, server: subprocess.Popen[bytes], lo
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    pytest.fail(f"the quickstart did not answer within 10 s:\n{log.read_text()}")
+    pytest.fail(f"the quickstart did not answer within 60 s:\n{log.read_text()}")
 
 
 def test_quickstart_runs_as_a_script_and_serves_the_flow_over_real_http(tmp_path: Path) -> None:
@@ -221,7 +221,7 @@ def test_quickstart_runs_as_a_script_and_serves_the_flow_over_real_http(tmp_path
             stderr=subprocess.STDOUT,
         )
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 wait_until_serving(client, server, log)
 
                 def call(method: str, path: str, cookie: str | None) -> httpx.Response:

@@ -169,7 +169,7 @@ def test_uvicorn_with_two_workers_and_the_memory_store_warns_once(memory_workers
     deadline = time.monotonic() + HANG_GUARD
     while len(pids) < 2:
         assert time.monotonic() < deadline, f"only {pids} answered"
-        response = httpx.post(base_url + "/set/x", timeout=5)
+        response = httpx.post(base_url + "/set/x", timeout=30)
         assert response.status_code == 200, response.text
         pids.add(response.json()["pid"])
     # The warning is logged as the later worker stores its first session: wait for it to be written.
@@ -177,7 +177,7 @@ def test_uvicorn_with_two_workers_and_the_memory_store_warns_once(memory_workers
         assert time.monotonic() < deadline, f"no warning:\n{log.read_text(errors='replace')}"
         time.sleep(0.05)
     for _ in range(10):  # more sessions in both workers: no more warnings
-        assert httpx.post(base_url + "/set/y", timeout=5).status_code == 200
+        assert httpx.post(base_url + "/set/y", timeout=30).status_code == 200
     text = log.read_text(errors="replace")
     warnings = [line for line in text.splitlines() if WARNING in line]
     assert len(warnings) == 1, text

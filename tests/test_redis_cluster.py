@@ -23,13 +23,24 @@ pytest.importorskip("redis")
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from fastapi_sessions import SessionManager
+from fastapi_sessions.rotation import forward_key
+from fastapi_sessions.state import STATE_FIELD
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores.redis import RedisStore
-from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, session_store_key
+from fastapi_sessions.testing import (
+    FakeClock,
+    StoreConformance,
+    StoreHarness,
+    session_store_key,
+)
 
 from .conftest import UserSession, make_app, make_settings
 from .races import build, client_for, hold_then, key_of, keys, overlap, seed, session_id
 from .redis_support import Server, cluster, free_port, server_binary, unique_prefix
+from .test_rotation import GRACE as ROTATE_GRACE
+from .test_rotation import INTERVAL as ROTATE_INTERVAL
+from .test_rotation import key, read_as, rotated, rotating_app, with_cookie
+from .test_rotation import seed as rotating_seed
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
@@ -234,6 +245,56 @@ async def test_a_write_inside_the_cross_slot_rename_window_makes_the_rename_a_co
     assert old is not None, "the old session survives, with the concurrent write"
     assert dict(old.fields) == {"who": b'"intruder"'}
     assert old.meta.version == 1
+
+
+# -- automatic ID rotation (old, new and forward keys in their own slots) --------------------------
+
+
+@pytest.mark.anyio
+async def test_rotation_and_the_previous_ids_grace_window_on_the_cluster(
+    store: RedisStore, cluster_client: RedisCluster, prefix: str, clock: FakeClock
+) -> None:
+    app, _ = rotating_app(store, clock)
+    async with client_for(app) as client:
+        old, new = await rotated(client, clock)
+        names = [prefix + key(new), prefix + forward_key(key(old))]
+        assert [name.encode() for name in sorted(names)] == await keys(cluster_client, prefix)
+        assert (await read_as(client, old)).json() == {"a": 9, "b": 0}
+        assert (await client.post("/set/b/5", headers=with_cookie(old))).status_code == 200
+        assert (await read_as(client, new)).json() == {"a": 9, "b": 5}
+        clock.advance(ROTATE_GRACE)
+        assert (await read_as(client, old)).json() == {"a": 0, "b": 0}
+
+
+@pytest.mark.anyio
+async def test_a_logout_racing_a_rotation_ends_the_session_on_the_cluster(
+    store: RedisStore, cluster_client: RedisCluster, prefix: str, clock: FakeClock
+) -> None:
+    app, race = rotating_app(store, clock)
+    async with client_for(app) as client:
+        old = await rotating_seed(client)
+        clock.advance(ROTATE_INTERVAL)
+        logout, rotating = await hold_then(client, race, "/logout?tag=1", "/read")
+        assert logout.status_code == 200
+        assert "set-cookie" in rotating.headers
+        assert await keys(cluster_client, prefix) == []
+        assert (await read_as(client, old)).json() == {"a": 0, "b": 0}
+
+
+@pytest.mark.anyio
+async def test_the_previous_id_opens_nothing_after_logout_or_a_second_rotation_on_the_cluster(
+    store: RedisStore, clock: FakeClock
+) -> None:
+    app, _ = rotating_app(store, clock)
+    async with client_for(app) as client:
+        first, second = await rotated(client, clock)
+        forgotten = SessionChange({STATE_FIELD: b"{}"})
+        assert await store.update(key(second), forgotten, ttl=3600) is WriteResult.OK
+        third = (await read_as(client, second)).cookies["session"]
+        assert (await read_as(client, first)).json() == {"a": 0, "b": 0}
+        assert (await client.post("/logout", headers=with_cookie(third))).status_code == 200
+        assert (await read_as(client, second)).json() == {"a": 0, "b": 0}
+        assert (await read_as(client, third)).json() == {"a": 0, "b": 0}
 
 
 # -- start-up nodes ------------------------------------------------------------------------------

@@ -24,12 +24,11 @@ from fastapi_sessions.stores.factory import store_from_settings
 from fastapi_sessions.stores.redis import RedisStore
 
 from .conftest import UserSession, make_app, make_settings
-from .redis_support import Server, server_binary, start_server, unique_prefix
+from .redis_support import HANG_GUARD, Server, server_binary, start_server, store_deadline, unique_prefix
 from .tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
-HANG_GUARD = 30.0  # seconds: only ever reached if something hangs
 BASE_URL = "https://testserver"
 
 
@@ -59,15 +58,20 @@ def record(name: str) -> SessionRecord:
 
 
 @contextlib.asynccontextmanager
-async def app_on(url: str, prefix: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The conftest app with its store built from ``SESSION_STORE_URL=url``, as a user's app is."""
+async def app_on(
+    url: str, prefix: str, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, RedisStore]]:
+    """The conftest app with its store built from ``SESSION_STORE_URL=url``, as a user's app is; an
+    https client for it, and the store. The store's deadline is ``HANG_GUARD`` unless given."""
+    settings.setdefault("store_timeout", HANG_GUARD)
     sessions = SessionManager(
         UserSession, settings=make_settings(store_url=url, store_prefix=prefix, **settings)
     )
+    assert isinstance(sessions.store, RedisStore)
     try:
         transport = httpx.ASGITransport(make_app(sessions))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield client
+            yield client, sessions.store
     finally:
         await sessions.close_owned_store()
 
@@ -103,7 +107,7 @@ async def test_a_burst_larger_than_the_default_pool_gets_no_503(server: Server, 
     """More concurrent requests than the default pool holds: every one waits for a connection and is
     served (none gets 503). The store deadline is the hang guard, not the default: on a loaded machine
     the 250th request may wait longer than the default deadline, and that is not what this tests."""
-    async with app_on(server.url, prefix, store_timeout=HANG_GUARD) as client:
+    async with app_on(server.url, prefix) as (client, _):
         cookies = []
         for _ in range(3):
             client.cookies.clear()
@@ -129,14 +133,15 @@ async def test_the_wait_for_a_connection_ends_at_the_store_deadline_and_says_so(
     """A call that cannot get one of the pool's connections in time fails (a 503), never hangs, and
     its error names the pool size and how to raise it."""
     settings = make_settings(
-        store_url=server.url + "?max_connections=1", store_prefix=prefix, store_timeout=0.3
+        store_url=server.url + "?max_connections=1", store_prefix=prefix, store_timeout=HANG_GUARD
     )
     store = store_from_settings(settings)
     assert isinstance(store, RedisStore)
     try:
         assert store._connections is not None
         async with store._connections:  # the one connection is busy, for as long as this lasts
-            with anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
+            short = store_deadline(store, 0.3)
+            with short, anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
                 await store.load("k")
         assert "stayed busy for 0.3 s (SESSION_STORE_TIMEOUT)" in str(caught.value)
         assert "?max_connections=N in SESSION_STORE_URL (now 1)" in str(caught.value)
@@ -150,12 +155,13 @@ async def test_a_regenerate_that_never_got_a_connection_is_not_checked_for(
 ) -> None:
     """A regenerate that timed out waiting for a connection never reached Redis: it fails after one
     deadline, without the check a lost reply needs (which would wait up to three more)."""
-    store = RedisStore.from_url(server.url + "?max_connections=1", prefix=prefix, timeout=0.3)
+    store = RedisStore.from_url(server.url + "?max_connections=1", prefix=prefix, timeout=HANG_GUARD)
     try:
         assert await store.create("old", record("old"), ttl=600) is WriteResult.OK
         assert store._connections is not None
         async with store._connections:
-            with anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
+            short = store_deadline(store, 0.3)
+            with short, anyio.fail_after(HANG_GUARD), pytest.raises(SessionStoreError) as caught:
                 await store.rename("old", "new", SessionChange(), ttl=600)
         assert "stayed busy" in str(caught.value)
         assert "check" not in str(caught.value)
@@ -168,7 +174,7 @@ async def test_a_regenerate_that_never_got_a_connection_is_not_checked_for(
 async def test_requests_beyond_a_stuck_pool_get_503_and_the_app_recovers(
     proxy: TcpProxy, prefix: str
 ) -> None:
-    async with app_on(proxy.url + "?max_connections=1", prefix, store_timeout=0.3) as client:
+    async with app_on(proxy.url + "?max_connections=1", prefix) as (client, store):
         assert (await client.post("/cart/apple")).status_code == 200
         await proxy.blackhole()
         statuses: list[int] = []
@@ -176,13 +182,14 @@ async def test_requests_beyond_a_stuck_pool_get_503_and_the_app_recovers(
         async def one() -> None:
             statuses.append((await client.get("/me")).status_code)
 
-        with anyio.fail_after(HANG_GUARD):
+        with store_deadline(store, 0.3), anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
                 for _ in range(3):
                     group.start_soon(one)
         assert statuses == [503, 503, 503]
         await proxy.forward()
-        assert (await client.get("/me")).json()["cart"] == ["apple"]
+        with anyio.fail_after(HANG_GUARD):
+            assert (await client.get("/me")).json()["cart"] == ["apple"]
 
 
 # -- a slow Redis and a cold pool ----------------------------------------------------------------------
@@ -230,12 +237,16 @@ async def test_a_new_connection_sends_nothing_before_its_first_command(server: S
 
 
 async def test_a_slow_redis_serves_every_request_from_a_cold_pool(proxy: TcpProxy, prefix: str) -> None:
-    """Every reply held 0.5 s, a 1.5 s deadline: requests on new connections succeed.
+    """Every reply held 0.5 s: requests on new connections, ten at once, are all served.
 
-    A new connection used to wait for three handshake replies before its command's (2 s here), so
-    each request timed out, discarded its connection, and the next one started cold again: 100% 503.
+    A new connection used to wait for three handshake replies before its command's, so with a
+    deadline under four reply delays each request timed out, discarded its connection, and the next
+    one started cold again: 100% 503. That no handshake is sent is proven, whatever the machine's
+    speed, by test_a_new_connection_sends_nothing_before_its_first_command; here the deadline is one
+    no working call reaches, since a deadline between one and three reply delays would make this
+    test depend on how fast the machine is.
     """
-    async with app_on(proxy.url, prefix) as client:
+    async with app_on(proxy.url, prefix) as (client, _):
         cookies = []
         for _ in range(10):
             client.cookies.clear()
@@ -243,7 +254,7 @@ async def test_a_slow_redis_serves_every_request_from_a_cold_pool(proxy: TcpProx
             cookies.append(client.cookies["session"])
         client.cookies.clear()
     proxy.slow(0.5)
-    async with app_on(proxy.url, prefix, store_timeout=1.5) as client:  # a new app: a cold pool
+    async with app_on(proxy.url, prefix) as (client, _):  # a new app: a cold pool
         statuses: list[int] = []
 
         async def one(cookie: str) -> None:

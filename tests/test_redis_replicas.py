@@ -36,12 +36,12 @@ from fastapi_sessions.stores.redis import RedisStore
 
 from .conftest import UserSession, make_app, make_settings
 from .failover_support import REPLICATION, replica_in_sync, until
-from .redis_support import Server, server_binary, start_server, unique_prefix
+from .redis_support import HANG_GUARD, Server, server_binary, start_server, store_deadline, unique_prefix
 from .tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
-DEADLINE = 0.6  # the store's deadline here; WAIT gets half of it
+DEADLINE = 0.6  # the store's deadline where a WAIT is meant to time out (it gets half); else HANG_GUARD
 BASE_URL = "https://testserver"
 
 
@@ -117,7 +117,7 @@ async def on_replica(replica: Server, prefix: str, key: str) -> dict[bytes, byte
 
 @pytest.fixture
 async def waiting_store(master: Server, replica: Server, prefix: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore.from_url(master.url, prefix=prefix, timeout=DEADLINE, wait_replicas=1)
+    store = RedisStore.from_url(master.url, prefix=prefix, timeout=HANG_GUARD, wait_replicas=1)
     yield store
     await store.aclose()
 
@@ -161,14 +161,16 @@ async def test_a_write_the_replica_cannot_confirm_is_a_503_not_a_silent_200(
             # (/login last: an unconfirmed regeneration may still have moved the session on the
             # master, and the client, answered 503, never got the new cookie.)
             for route in ("/cart/pear", "/logout", "/login/1"):
-                response = await client.post(route, follow_redirects=False)
+                with store_deadline(waiting_store, DEADLINE):
+                    response = await client.post(route, follow_redirects=False)
                 assert response.status_code == 503, (route, response.text)
                 assert response.headers["retry-after"] == "1"
                 assert "set-cookie" not in response.headers
             # Reads need no confirmation: they still work.
             assert (await client.get("/me")).status_code == 200
             async with app_client(waiting_store) as newcomer:
-                assert (await newcomer.post("/cart/fig")).status_code == 503
+                with store_deadline(waiting_store, DEADLINE):
+                    assert (await newcomer.post("/cart/fig")).status_code == 503
                 assert "session" not in newcomer.cookies, "an unconfirmed new session gets no cookie"
         assert client.cookies["session"] == cookie
         messages = [r.getMessage() for r in caplog.records if r.name == "fastapi_sessions"]
@@ -184,9 +186,9 @@ async def test_the_store_says_what_to_do_when_the_replicas_do_not_confirm(
     lonely_master: Server, prefix: str
 ) -> None:
     """A master without replicas: every write is refused, with the setting named and the fix said."""
-    store = RedisStore.from_url(lonely_master.url, prefix=prefix, timeout=DEADLINE, wait_replicas=1)
+    store = RedisStore.from_url(lonely_master.url, prefix=prefix, timeout=HANG_GUARD, wait_replicas=1)
     try:
-        with pytest.raises(SessionStoreError) as caught:
+        with store_deadline(store, DEADLINE), pytest.raises(SessionStoreError) as caught:
             await store.create("k", record(), ttl=600)
         message = str(caught.value)
         assert "Only 0 of 1 Redis replicas confirmed a session create" in message
@@ -257,7 +259,7 @@ async def test_a_waited_write_cancelled_mid_flight_leaves_no_reply_behind(
 ) -> None:
     """A cancelled pipeline's two replies are dropped with its connection, as a command's are."""
     async with TcpProxy(master.port) as proxy:
-        store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=2.0, wait_replicas=1)
+        store = RedisStore.from_url(proxy.url, prefix=prefix, timeout=HANG_GUARD, wait_replicas=1)
         try:
             assert await store.create("a", record(b'["a"]'), ttl=600) is WriteResult.OK
             assert await store.create("b", record(b'["b"]'), ttl=600) is WriteResult.OK

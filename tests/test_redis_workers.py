@@ -22,8 +22,8 @@ from .workers_support import uvicorn_workers
 
 pytestmark = pytest.mark.redis
 
-START_TIMEOUT = 15.0
-ROUNDS_TIMEOUT = 5.0
+START_TIMEOUT = 60.0  # a hang guard: only a worker that never starts reaches it
+ROUNDS_TIMEOUT = 60.0  # a hang guard: both workers answer long before on any machine
 
 
 class Workers:
@@ -51,7 +51,7 @@ def workers(redis_server_url: str, redis_prefix: str, tmp_path: Path) -> Iterato
 def request(method: str, url: str, cookie: str | None = None) -> httpx.Response:
     """One request over a fresh connection (so either worker may get it), the cookie sent by hand."""
     headers = {"cookie": f"session={cookie}"} if cookie else {}
-    response = httpx.request(method, url, headers=headers, timeout=5)
+    response = httpx.request(method, url, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     return response
 

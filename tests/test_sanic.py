@@ -792,3 +792,21 @@ async def test_the_shop_on_a_real_redis(redis_server_url: str, redis_prefix: str
         assert (await browser.replay("/me", cookie)).json() == {"username": None, "cart": []}
     finally:
         await store.aclose()
+
+
+async def test_the_sanic_door_rotates_the_id_and_the_previous_one_works_only_in_the_grace_window(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    browser = Browser(shop_app(store, clock, rotate_interval=600, rotate_grace=30))
+    await browser.post("/cart/apple")
+    old = browser.cookies["session"]
+    clock.advance(600)
+    assert (await browser.get("/me")).json()["cart"] == ["apple"]
+    new = browser.cookies["session"]
+    assert new.split(".")[0] != old.split(".")[0]
+    replay = await browser.replay("/me", old)
+    assert replay.json()["cart"] == ["apple"]
+    assert session_cookie(replay) is None
+    clock.advance(30)
+    assert (await browser.replay("/me", old)).json()["cart"] == []
+    assert (await browser.replay("/me", new)).json()["cart"] == ["apple"]

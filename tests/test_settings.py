@@ -60,6 +60,8 @@ def test_every_field_has_the_documented_default() -> None:
         "on_store_error": "fail",
         "max_size": 64 * 1024,
         "concurrency": "last_write_wins",
+        "rotate_interval": None,
+        "rotate_grace": 30,
     }
     assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
     actual = settings.model_dump()
@@ -87,6 +89,8 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_ON_STORE_ERROR": "degrade",
         "SESSION_MAX_SIZE": "1000",
         "SESSION_CONCURRENCY": "version_check",
+        "SESSION_ROTATE_INTERVAL": "900",
+        "SESSION_ROTATE_GRACE": "20",
     }
     assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
     for name, value in env.items():
@@ -111,6 +115,8 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.on_store_error == "degrade"
     assert settings.max_size == 1000
     assert settings.concurrency == "version_check"
+    assert settings.rotate_interval == 900
+    assert settings.rotate_grace == 20
 
 
 def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -551,6 +557,8 @@ BAD_FROM_ENV: dict[str, str | None] = {
     "on_store_error": "ignore",
     "max_size": "64k",
     "concurrency": "optimistic",
+    "rotate_interval": "0",
+    "rotate_grace": "-5",
 }
 
 
@@ -604,3 +612,24 @@ def test_a_store_url_that_is_no_store_url_says_what_one_looks_like(url: str) -> 
 def test_a_malformed_memory_url_names_the_variable() -> None:
     with pytest.raises(SessionConfigError, match=r"^SESSION_STORE_URL: .*max_entries"):
         SessionManager(UserSession, settings=make_settings(store_url="memory://?max_entries=lots"))
+
+
+def test_a_rotation_grace_not_shorter_than_the_interval_is_refused_naming_both_variables() -> None:
+    with pytest.raises(SessionConfigError) as caught:
+        SessionSettings(secret_key=SECRET, rotate_interval=60, rotate_grace=60)
+    assert "SESSION_ROTATE_GRACE (60s) must be shorter than SESSION_ROTATE_INTERVAL (60s)" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("word", ["none", "OFF", " None "])
+def test_rotation_is_switched_off_by_an_explicit_word(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_ROTATE_INTERVAL", word)
+    assert SessionSettings().rotate_interval is None
+
+
+def test_an_empty_rotation_interval_means_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_ROTATE_INTERVAL", "")
+    assert SessionSettings().rotate_interval is None

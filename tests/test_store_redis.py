@@ -23,6 +23,8 @@ from .conftest import UserSession, make_app, make_settings
 
 pytestmark = pytest.mark.redis
 
+HANG_GUARD = 30.0  # seconds: the deadline of the stores here, and of every wait; only a hang reaches it
+
 
 async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
@@ -31,7 +33,7 @@ async def real_wait(seconds: float) -> None:
 class TestRedisStoreContract(StoreConformance):
     @pytest.fixture
     async def store_harness(self, redis_server_url: str, redis_prefix: str) -> AsyncIterator[StoreHarness]:
-        store = RedisStore.from_url(redis_server_url, prefix=redis_prefix)
+        store = RedisStore.from_url(redis_server_url, prefix=redis_prefix, timeout=HANG_GUARD)
         yield StoreHarness(
             store, time.time, real_wait, unit=0.25
         )  # margins of 1/4 s survive a loaded CI machine
@@ -40,7 +42,7 @@ class TestRedisStoreContract(StoreConformance):
 
 @pytest.fixture
 async def redis_store(redis_server_url: str, redis_prefix: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore.from_url(redis_server_url, prefix=redis_prefix)
+    store = RedisStore.from_url(redis_server_url, prefix=redis_prefix, timeout=HANG_GUARD)
     yield store
     await store.aclose()
 
@@ -49,30 +51,42 @@ class Monitor:
     """Counts the commands clients send that touch our prefix (MONITOR, so it works on a shared
     server); commands run inside Lua scripts are not client round trips and are not counted."""
 
+    END = "ECHO end-of-action"  # the marker command: MONITOR reports it after every earlier one
+
     def __init__(self, url: str, prefix: str) -> None:
         self.url, self.prefix = url, prefix
         self.commands: list[str] = []
 
     async def run(self, task_status: Any) -> None:
+        """Count until the marker command is seen."""
         client = Redis.from_url(self.url)
-        async with client.monitor() as monitor:
-            task_status.started()
-            async for event in monitor.listen():
-                command = event["command"]
-                if self.prefix in command and event.get("client_type") != "lua":
-                    self.commands.append(command.split(" ", 1)[0].upper())
-
-    async def settle(self) -> None:
-        await anyio.sleep(0.15)
+        try:
+            async with client.monitor() as monitor:
+                task_status.started()
+                async for event in monitor.listen():
+                    command = event["command"]
+                    if command == self.END:
+                        return
+                    if self.prefix in command and event.get("client_type") != "lua":
+                        self.commands.append(command.split(" ", 1)[0].upper())
+        finally:
+            await client.aclose()
 
 
 async def counted(url: str, prefix: str, action: Callable[[], Any]) -> list[str]:
+    """The commands touching ``prefix`` that clients sent while ``action`` ran: all of them, since the
+    count stops at a marker sent once the action is done, not after a pause."""
     monitor = Monitor(url, prefix)
-    async with anyio.create_task_group() as group:
-        await group.start(monitor.run)
-        await action()
-        await monitor.settle()
-        group.cancel_scope.cancel()
+    marker = Redis.from_url(url)
+    await marker.ping()  # connected before MONITOR starts
+    try:
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as group:
+                await group.start(monitor.run)
+                await action()
+                await marker.execute_command(*Monitor.END.split(" "))
+    finally:
+        await marker.aclose()
     return monitor.commands
 
 
@@ -97,7 +111,7 @@ async def private_url() -> AsyncIterator[str]:
 @pytest.mark.parametrize("idle", [None, 600])
 async def test_round_trips_per_request(private_url: str, idle: int | None) -> None:
     """/read: 1 command (rolling TTL included), /write: 2, /bare: 0, login+regenerate: 2, logout: 2."""
-    store = RedisStore.from_url(private_url, prefix="session:")
+    store = RedisStore.from_url(private_url, prefix="session:", timeout=HANG_GUARD)
     sessions = SessionManager(UserSession, settings=make_settings(idle_timeout=idle), store=store)
     app = make_app(sessions)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://t") as c:
@@ -149,8 +163,8 @@ async def test_keys_are_hashes_of_ids_under_the_prefix(
 async def test_two_apps_with_different_prefixes_never_see_each_other(
     redis_server_url: str, redis_prefix: str
 ) -> None:
-    one = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "one:")
-    two = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "two:")
+    one = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "one:", timeout=HANG_GUARD)
+    two = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "two:", timeout=HANG_GUARD)
     app_one = make_app(SessionManager(UserSession, settings=make_settings(), store=one))
     app_two = make_app(SessionManager(UserSession, settings=make_settings(), store=two))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app_one), base_url="https://t") as c:
@@ -242,7 +256,7 @@ async def test_writes_set_the_ttl_and_rolling_reads_refresh_it_capped_by_expiry(
 @pytest.mark.anyio
 async def test_scripts_are_reloaded_after_script_flush(private_url: str) -> None:
     """On a private server: a SCRIPT FLUSH on the shared one would disturb other test runs."""
-    store = RedisStore.from_url(private_url)
+    store = RedisStore.from_url(private_url, timeout=HANG_GUARD)
     now = time.time()
     record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 50))
     raw = Redis.from_url(private_url)
@@ -258,8 +272,8 @@ async def test_clear_removes_every_key_under_its_prefix_in_batches_and_nothing_e
 ) -> None:
     from .redis_support import keys_under
 
-    mine = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "mine:")
-    theirs = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "theirs:")
+    mine = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "mine:", timeout=HANG_GUARD)
+    theirs = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "theirs:", timeout=HANG_GUARD)
     now = time.time()
     record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
     raw = Redis.from_url(redis_server_url)
@@ -284,8 +298,8 @@ async def test_clear_removes_every_key_under_its_prefix_in_batches_and_nothing_e
 async def test_clear_treats_glob_characters_in_the_prefix_literally(
     redis_server_url: str, redis_prefix: str
 ) -> None:
-    starred = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "s*[x]?:")
-    plain = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "sAxB:")
+    starred = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "s*[x]?:", timeout=HANG_GUARD)
+    plain = RedisStore.from_url(redis_server_url, prefix=redis_prefix + "sAxB:", timeout=HANG_GUARD)
     now = time.time()
     record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 60))
     await starred.create("k", record, ttl=60)
@@ -311,7 +325,7 @@ async def test_a_client_passed_in_stays_open_and_an_owned_one_is_closed(redis_se
     await RedisStore(client).aclose()
     assert await client.ping() is True
     await client.aclose()
-    owned = RedisStore.from_url(redis_server_url)
+    owned = RedisStore.from_url(redis_server_url, timeout=HANG_GUARD)
     await owned.load("x")
     connections = list(owned.client.connection_pool._available_connections)
     assert connections

@@ -7,6 +7,7 @@ let time pass: a fake clock for in-process stores, real sleeps for a server (wit
 
 from __future__ import annotations
 
+from ..rotation import forward_key
 from ..stores.base import SessionChange, SessionMeta, SessionRecord, WriteResult, json_document
 from .concurrency import CONCURRENCY_CHECKS
 from .harness import Check, StoreHarness
@@ -224,6 +225,19 @@ async def check_keys_are_isolated(h: StoreHarness) -> None:
     assert dict(loaded.fields) == {"who": b'"two"'}
 
 
+async def check_a_key_with_a_dotted_suffix_is_a_key_of_its_own(h: StoreHarness) -> None:
+    """Automatic ID rotation keeps a short-lived forward under the session's key plus ``.forward``."""
+    key = h.key()
+    await h.store.create(key, h.record({"who": b'"session"'}), ttl=10 * h.unit)
+    assert await h.store.load(forward_key(key)) is None
+    await h.store.create(forward_key(key), h.record({"who": b'"forward"'}), ttl=10 * h.unit)
+    await h.store.delete(key)
+    forward = await h.store.load(forward_key(key))
+    assert forward is not None
+    assert dict(forward.fields) == {"who": b'"forward"'}
+    assert await h.store.load(key) is None
+
+
 CHECKS: tuple[Check, ...] = (
     check_load_of_unknown_key_is_none_and_creates_nothing,
     check_create_then_load_round_trips,
@@ -243,6 +257,7 @@ CHECKS: tuple[Check, ...] = (
     check_touch_never_goes_past_expires_at,
     check_update_resets_the_ttl,
     check_keys_are_isolated,
+    check_a_key_with_a_dotted_suffix_is_a_key_of_its_own,
     *CONCURRENCY_CHECKS,
 )
 """Every check of the store contract, in a stable order: one operation at a time, then the races."""
