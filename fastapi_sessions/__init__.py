@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, SystemClock
+from .csrf import CsrfProtect, csrf_token, rotate_csrf_token
 from .dictsession import SessionDict
 from .exceptions import (
     CorruptRecordError,
+    CsrfError,
     SessionConfigError,
     SessionConflictError,
     SessionError,
@@ -25,13 +27,18 @@ from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
+from .stores.index import UserIndexStore
+from .users import ActiveSession, SessionUsers, session_users
 
 if TYPE_CHECKING:
     from .guards import RequireLogin, require_login
 
 __all__ = [
+    "ActiveSession",
     "Clock",
     "CorruptRecordError",
+    "CsrfError",
+    "CsrfProtect",
     "Flash",
     "FlashCategory",
     "RequireLogin",
@@ -49,12 +56,17 @@ __all__ = [
     "SessionStoreUnavailable",
     "SessionTooLargeError",
     "SessionUsageError",
+    "SessionUsers",
     "SessionValueError",
     "SystemClock",
+    "UserIndexStore",
+    "csrf_token",
     "flash",
     "get_flashed_messages",
     "request_session",
     "require_login",
+    "rotate_csrf_token",
+    "session_users",
 ]
 
 __version__ = "0.1.0"

@@ -26,12 +26,13 @@ from .exceptions import (
     SessionStoreUnavailable,
     SessionTooLargeError,
 )
+from .indexing import UserIndexing, login_user
 from .logs import log, ref, security_log
-from .rotation import Rotation
+from .rotation import ROTATION_FIELD, Rotation
 from .session import Loaded
 from .settings import SessionSettings
 from .signing import SessionSigner, could_be_ours, new_session_id, store_key
-from .state import STATE_FIELD, encode_state, reserved_key
+from .state import encode_entry, is_state_field, may_hold_state, reserved_key, state_field
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -41,6 +42,7 @@ from .stores.base import (
     json_document,
     new_tuple,
 )
+from .stores.index import UserIndexStore
 
 if TYPE_CHECKING:
     from .session import Session
@@ -90,6 +92,8 @@ class SessionEngine(Generic[D]):
         self.degrade = settings.on_store_error == "degrade"
         self.max_age = settings.max_age
         self.max_size = settings.max_size
+        self.users = UserIndexing(store, clock, self.max_age) if isinstance(store, UserIndexStore) else None
+        """Keeps users' indexes of sessions in step with key changes; None for a store without one."""
         self.strip_state = codec.keeps_unknown_fields
         """Whether the library's own stored field must be kept out of what the codec decodes (a dict
         session, or a model that keeps or forbids unknown fields); a default model ignores it."""
@@ -264,6 +268,10 @@ class SessionEngine(Generic[D]):
         if session.destroyed:
             if session.key is not None:
                 await self.delete_session(session.key)
+                users = self.users
+                user = None if users is None else users.stored_user(session.record)
+                if users is not None and user is not None:  # a logout: it leaves its user's index
+                    await users.removed(user, session.key)
             if current == session.baseline and not (session.expiry_set or session.state_changed):
                 return self.cookies.delete() if session.had_cookie else None
             return await self._create(current, session)
@@ -282,10 +290,10 @@ class SessionEngine(Generic[D]):
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
         )
-        if self.strip_state and STATE_FIELD in changed:
-            raise reserved_key()
+        if self.strip_state:
+            _refuse_state_fields(changed)
         if session.state_changed:
-            changed[STATE_FIELD] = encode_state(session.state)
+            removed = self._state_changes(session, record, changed, removed)
         expiry = self._expiry(session, record.meta.created_at) if session.expiry_set else None
         if not (changed or removed or expiry or session.regenerating or session.stale_key):
             return None
@@ -304,7 +312,7 @@ class SessionEngine(Generic[D]):
         if rotating:
             assert rotation is not None  # noqa: S101 - for mypy
             changed = dict(changed)
-            changed[STATE_FIELD] = encode_state(rotation.rotated_state(session.state, self.clock.time()))
+            changed[ROTATION_FIELD] = encode_entry(rotation.rotated_entry(self.clock.time()))
         document = record.document  # holds every stored value: a bound that spares the count
         if document is None or len(document) + sum(map(len, changed.values())) > self.max_size:
             stored = record.fields
@@ -328,12 +336,12 @@ class SessionEngine(Generic[D]):
         followed = False  # written through the forward of a rotation: no cookie for the old ID
         if rotating:
             if self.guard_rotation and not checks:  # never overwrite a concurrent change of the state
-                checks = {"expected": {STATE_FIELD: record.fields.get(STATE_FIELD)}}
+                checks = {"expected": {ROTATION_FIELD: record.fields.get(ROTATION_FIELD)}}
 
             def rotate(new_key: str) -> Awaitable[WriteResult]:
                 return self._rotate(key, new_key, record.meta.created_at, change, ttl, checks)
 
-            session_id, result = await self._with_new_id("rotate a session's ID", rotate)
+            session_id, result = await self._move("rotate a session's ID", session, key, rotate)
             if result is not WriteResult.OK:
                 # MISSING: another request is moving the session to a new ID, or it is gone; this
                 # request must not send the ID back. CONFLICT: its state changed meanwhile (the
@@ -354,7 +362,7 @@ class SessionEngine(Generic[D]):
             def rename(new_key: str) -> Awaitable[WriteResult]:
                 return self._rename(key, record, new_key, change, ttl, checks, session_id is not None)
 
-            session_id, result = await self._with_new_id("regenerate a session", rename)
+            session_id, result = await self._move("regenerate a session", session, key, rename)
         elif changed or removed or expiry:
             if session_id is None:  # reached through a forward: the record is the rotated one
                 result = await self._call(
@@ -446,12 +454,30 @@ class SessionEngine(Generic[D]):
                     await self.rotation.drop_forward(key)  # it leads nowhere now
         return result
 
+    @staticmethod
+    def _state_changes(
+        session: Session[D], record: SessionRecord, changed: dict[str, bytes], removed: frozenset[str]
+    ) -> frozenset[str]:
+        """Add the state entries this request changed to ``changed`` (each is its own field, so
+        concurrent changes of different entries merge); the fields to remove, with removed entries."""
+        state, stored = session.state, record.fields
+        gone = []
+        for name in session.changed_state or ():
+            field = state_field(name)
+            value = state.get(name)
+            if value is not None:
+                changed[field] = encode_entry(value)
+            elif field in stored:
+                gone.append(field)
+        return removed | frozenset(gone) if gone else removed
+
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
-        if self.strip_state and STATE_FIELD in current:
-            raise reserved_key()
+        if self.strip_state:
+            _refuse_state_fields(current)
         fields = {name: self.codec.encode(name, value) for name, value in current.items()}
-        if session.state_changed and session.state:
-            fields[STATE_FIELD] = encode_state(session.state)
+        if session.state_changed:
+            for name, value in session.state.items():
+                fields[state_field(name)] = encode_entry(value)
         size = sum(map(len, fields.values()))
         if size > self.max_size:
             raise SessionTooLargeError(size, self.max_size)
@@ -463,8 +489,34 @@ class SessionEngine(Generic[D]):
         def create(key: str) -> Awaitable[WriteResult]:
             return self.store.create(key, record, ttl=ttl)
 
-        session_id, _ = await self._with_new_id("create a session", create)
+        write: Callable[[str], Awaitable[WriteResult]] = create
+        users = self.users
+        user = login_user(session.state) if users is not None and session.state_changed else None
+        if users is not None and user is not None:  # a login: the new session joins its user's index
+            write = users.indexed(user, now, create)
+        session_id, _ = await self._with_new_id("create a session", write)
         return self._cookie(session_id, expires_at, persistent)
+
+    async def _move(
+        self, what: str, session: Session[D], key: str, rename: Callable[[str], Awaitable[WriteResult]]
+    ) -> tuple[str, WriteResult]:
+        """Move a stored session from ``key`` to a fresh ID's key with ``rename``: ``_with_new_id``,
+        with its user's index (if it is logged in) following the move.
+
+        Every key change of a stored session (regeneration, automatic rotation) goes through here.
+        """
+        users = self.users
+        if users is None:
+            return await self._with_new_id(what, rename)
+        before = users.stored_user(session.record)
+        after = login_user(session.state)
+        if after is not None:
+            assert session.record is not None  # noqa: S101 - only a stored session moves
+            rename = users.indexed(after, session.record.meta.created_at, rename)
+        session_id, result = await self._with_new_id(what, rename)
+        if before is not None and result is WriteResult.OK:
+            await users.removed(before, key)
+        return session_id, result
 
     async def _with_new_id(
         self, what: str, write: Callable[[str], Awaitable[WriteResult]]
@@ -590,11 +642,19 @@ def _check_takes_expected(store: SessionStore) -> None:
 
 
 def _without_state(record: SessionRecord) -> bytes:
-    """The record's JSON document without the library's own field, for a codec that would keep it."""
+    """The record's JSON document without the library's own fields, for a codec that would keep them."""
+    document = _document(record)
+    if not may_hold_state(document):  # one search of the bytes, in C: the common case
+        return document
     fields = record.fields
-    if STATE_FIELD not in fields:
-        return _document(record)
-    return json_document({name: value for name, value in fields.items() if name != STATE_FIELD})
+    return json_document({name: value for name, value in fields.items() if not is_state_field(name)})
+
+
+def _refuse_state_fields(data: Mapping[str, object]) -> None:
+    """Refuse app data (a dict session's keys) named like the library's own fields."""
+    for name in data:
+        if is_state_field(name):
+            raise reserved_key(name)
 
 
 def _document(record: SessionRecord) -> bytes:

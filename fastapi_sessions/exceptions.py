@@ -9,6 +9,7 @@ SessionError
 ├── SessionValueError (also TypeError, ValueError)   a value a session cannot store (NaN, too deep...)
 ├── SessionConflictError   the session changed or vanished under this request (409)
 ├── SessionLoginRequired (also an HTTPException 401)   a guarded route without a (fresh) login
+├── CsrfError (also an HTTPException 403)   an unsafe request failed the CSRF check
 ├── SessionStoreError      the store failed; answered 503 with Retry-After
 │   └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
 └── CorruptRecordError     raised by a store's load(): the stored data is no session record
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 __all__ = [
     "CorruptRecordError",
+    "CsrfError",
     "SessionConfigError",
     "SessionConflictError",
     "SessionError",
@@ -141,6 +143,18 @@ class SessionLoginRequired(SessionError, HTTPException):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CsrfError(SessionError, HTTPException):
+    """An unsafe request (POST, PUT, PATCH, DELETE) failed the CSRF check: answered 403, with a
+    ``detail`` that says what was missing or wrong and how to send the token. Never holds a token."""
+
+    def __init__(self, detail: str) -> None:
+        SessionError.__init__(self, detail)
+        HTTPException.__init__(self, status_code=403, detail=detail)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class SessionStoreError(SessionError):

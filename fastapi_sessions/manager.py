@@ -23,6 +23,7 @@ from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+from .users import SessionUsers
 
 if TYPE_CHECKING:
     from .guards import SessionGuard
@@ -73,6 +74,9 @@ class SessionManager(Generic[M]):
         self.live: dict[int, Session[M]] = {}
         self.get_session: Callable[[HTTPConnection], Awaitable[M]] = self._dependency()
         """The dependency: this request's session, loaded once per request (HTTP and WebSocket)."""
+        self.users = SessionUsers(self.engine, self.session_of)
+        """Logins and a user's sessions: ``sessions.users.login(session, user_id, request)``,
+        ``list_sessions``, ``revoke``, ``revoke_all`` (see 'Users and their sessions' in the docs)."""
 
     @cached_property
     def require_login(self) -> SessionGuard[M]:

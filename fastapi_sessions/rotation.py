@@ -26,13 +26,15 @@ from pydantic_core import from_json, to_json
 
 from .clock import Clock
 from .settings import SessionSettings
-from .state import STATE_FIELD, decode_state
+from .state import state_field, stored_entry
 from .stores.base import SessionMeta, SessionRecord, SessionStore, WriteResult
 
-__all__ = ["FORWARD_FIELD", "STATE_KEY", "Rotation", "forward_key"]
+__all__ = ["FORWARD_FIELD", "ROTATION_FIELD", "STATE_KEY", "Rotation", "forward_key"]
 
 STATE_KEY = "rotation"
 """The session state entry that holds the time of the last rotation."""
+ROTATION_FIELD = state_field(STATE_KEY)
+"""The stored field of that entry."""
 # Keys whose rotation time a process remembers at most; then it forgets them all and parses again.
 _REMEMBERED = 65_536
 FORWARD_FIELD = "$forward"
@@ -68,7 +70,7 @@ class Rotation:
             return False
         last = self._last.get(key)
         if last is None:
-            rotation = decode_state(record.fields.get(STATE_FIELD)).get(STATE_KEY)
+            rotation = stored_entry(record.fields, STATE_KEY)
             at = rotation.get("at") if type(rotation) is dict else None
             last = at if _is_number(at) and created_at <= at else created_at
             if len(self._last) >= _REMEMBERED:  # keys of sessions rotated or gone since: start over
@@ -76,9 +78,10 @@ class Rotation:
             self._last[key] = last
         return not now - last < self.interval  # a NaN or a time in the future: due
 
-    def rotated_state(self, state: dict[str, Any], now: float) -> dict[str, Any]:
-        """``state`` with the rotation time set to ``now``."""
-        return {**state, STATE_KEY: {"at": now}}
+    @staticmethod
+    def rotated_entry(now: float) -> dict[str, Any]:
+        """The state entry that records a rotation at ``now``."""
+        return {"at": now}
 
     async def leave_forward(self, key: str, new_key: str, created_at: float) -> WriteResult:
         """Leave at ``key``'s side a forward to ``new_key``, for the grace window; ``EXISTS`` if one is

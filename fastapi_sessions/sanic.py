@@ -55,6 +55,7 @@ from .session import Session, live_session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+from .users import SessionUsers
 
 __all__ = ["SanicSessions", "install"]
 
@@ -142,6 +143,8 @@ class SanicSessions(Generic[D]):
         self.live = live
         """The sessions of requests in flight, by ``id()`` of their data: where the operations go."""
         self._owns_store = owns_store
+        self.users = SessionUsers(engine, self.session_of)
+        """A user's sessions: ``list_sessions``, ``revoke``, ``revoke_all`` (log in with ``login``)."""
 
     # -- the operations -------------------------------------------------------------------------
 
@@ -157,6 +160,13 @@ class SanicSessions(Generic[D]):
     def regenerate(self, session: D) -> None:
         """Give the session a new ID at commit, keeping its data: call it at every login."""
         self.session_of(session).regenerate()
+
+    def login(self, session: D, user: str, request: Request[Any, Any]) -> None:
+        """Log ``user`` in to ``session`` at commit: a new ID, bound to the user (another user's data
+        cleared), with the time, user agent and (``SESSION_RECORD_IP``) ``request.ip``; see
+        ``SessionUsers.login``."""
+        agent = request.headers.get("user-agent")
+        self.users.login_with(session, user, user_agent=agent, ip=request.ip)
 
     def destroy(self, session: D) -> None:
         """End the session: its record is deleted at commit and the cookie expired; the data is reset

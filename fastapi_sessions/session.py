@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
 from .logs import log
-from .state import STATE_FIELD, decode_state
+from .state import stored_state
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Session(Generic[D]):
         "_registry",
         "_state",
         "baseline",
+        "changed_state",
         "committed",
         "data",
         "degraded",
@@ -117,6 +118,13 @@ class Session(Generic[D]):
         self._state: dict[str, Any] | None = None
         self.state_changed = False
         """``set_state`` was called: the library's own state is written at commit."""
+        self.changed_state: set[str] | None = None
+        """The state entries ``set_state`` changed (each is its own stored field); None until then."""
+
+    @property
+    def engine(self) -> SessionEngine[D]:
+        """The engine this session loads and commits through (its settings, store and clock)."""
+        return self._engine
 
     @property
     def clock(self) -> Clock:
@@ -209,6 +217,7 @@ class Session(Generic[D]):
         self.persist_for = None
         self._state = {}
         self.state_changed = False
+        self.changed_state = None
         codec = self._engine.codec
         codec.reset(self.data)
         self.baseline = codec.defaults
@@ -236,7 +245,7 @@ class Session(Generic[D]):
         state = self._state
         if state is None:
             record = self.record
-            state = self._state = decode_state(None if record is None else record.fields.get(STATE_FIELD))
+            state = self._state = {} if record is None else stored_state(record.fields)
         return state
 
     def set_state(self, name: str, value: Any) -> None:
@@ -253,6 +262,10 @@ class Session(Generic[D]):
             del state[name]
         else:
             state[name] = value
+        if self.changed_state is None:
+            self.changed_state = {name}
+        else:
+            self.changed_state.add(name)
         self.state_changed = True
 
     def memo(self) -> dict[str, Any]:

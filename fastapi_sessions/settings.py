@@ -201,6 +201,10 @@ class SessionSettings(BaseSettings):
         gt=0,
         description="Seconds the previous ID still reaches the session after a rotation.",
     )
+    record_ip: bool = Field(
+        default=False,
+        description="Record the client's IP address with each login (personal data: off by default).",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:

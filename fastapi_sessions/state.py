@@ -1,51 +1,91 @@
 """What the library itself keeps in a session, beside the app's data: who logged in and when, a CSRF
 token, flash messages, when the ID last rotated.
 
-It is stored as one more field of the record, named ``STATE_FIELD``, which no typed model field can
-use (pydantic gives no field a name starting with ``$``) and the classic door refuses as a key. The
-app's model never sees it, and a session that holds none costs its reads nothing: the field is parsed
-only when a feature asks for it.
+Each entry is stored as one more field of the record, named ``$fs:<entry>`` (``state_field``), which no
+typed model field can use (pydantic gives no field a name starting with ``$``) and the classic door
+refuses as a key. One field per entry means that two requests changing different entries (a flash
+message and a CSRF token, say) merge like any two fields of the app's data. The app's model never sees
+them, and a session that holds none costs its reads nothing: entries are parsed only when a feature
+asks for them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
 from .exceptions import SessionValueError
 
-__all__ = ["STATE_FIELD", "decode_state", "encode_state", "reserved_key"]
+__all__ = [
+    "STATE_PREFIX",
+    "encode_entry",
+    "is_state_field",
+    "may_hold_state",
+    "reserved_key",
+    "state_field",
+    "stored_entry",
+    "stored_state",
+]
 
-STATE_FIELD = "$fs"
-"""The stored field that holds the library's own state of a session, a JSON object."""
+STATE_PREFIX = "$fs:"
+"""The start of the name of every stored field that holds an entry of the library's own state."""
+_MARK = b'"' + STATE_PREFIX.encode()
+"""How such a field's name starts inside a record's JSON document."""
 
 
-def decode_state(stored: bytes | None) -> dict[str, Any]:
-    """The state held in a record's ``STATE_FIELD`` value; empty when there is none.
+def state_field(name: str) -> str:
+    """The stored field that holds the state entry ``name``."""
+    return STATE_PREFIX + name
 
-    A value that is not a JSON object is treated as no state: the worst a corrupt one can do is to
-    forget a login or a flash message, never to fail the request.
-    """
-    if stored is None:
-        return {}
+
+def is_state_field(name: str) -> bool:
+    """Whether a stored field holds an entry of the library's own state."""
+    return name.startswith(STATE_PREFIX)
+
+
+def _parsed(stored: bytes) -> Any:
+    """An entry's value; None when it is not JSON (the worst a corrupt entry can do is to forget a
+    login or a flash message, never to fail the request)."""
     try:
-        state = from_json(stored)
+        return from_json(stored)
     except ValueError:
-        return {}
-    return state if type(state) is dict else {}
+        return None
 
 
-def encode_state(state: dict[str, Any]) -> bytes:
-    """The state as the JSON object stored under ``STATE_FIELD``."""
-    return to_json(state)
+def stored_entry(fields: Mapping[str, bytes], name: str) -> Any:
+    """The state entry ``name`` held in a record's fields, or None."""
+    stored = fields.get(STATE_PREFIX + name)
+    return None if stored is None else _parsed(stored)
 
 
-def reserved_key() -> SessionValueError:
-    """The error for app data stored under the library's own field name."""
+def stored_state(fields: Mapping[str, bytes]) -> dict[str, Any]:
+    """Every state entry held in a record's fields, by entry name."""
+    state: dict[str, Any] = {}
+    for name, stored in fields.items():
+        if name.startswith(STATE_PREFIX):
+            value = _parsed(stored)
+            if value is not None:
+                state[name[len(STATE_PREFIX) :]] = value
+    return state
+
+
+def encode_entry(value: Any) -> bytes:
+    """A state entry's value as the JSON stored in its field."""
+    return to_json(value)
+
+
+def may_hold_state(document: bytes) -> bool:
+    """Whether a record's JSON document may hold a state field (a cheap test on the bytes)."""
+    return _MARK in document
+
+
+def reserved_key(name: str) -> SessionValueError:
+    """The error for app data stored under one of the library's own field names."""
     return SessionValueError(
-        f"session[{STATE_FIELD!r}]",
-        "is the name under which fastapi_sessions keeps its own state (logins, CSRF tokens, flash "
-        "messages)",
+        f"session[{name!r}]",
+        f"has a name starting with {STATE_PREFIX!r}, under which fastapi_sessions keeps its own state "
+        "(logins, CSRF tokens, flash messages)",
         "Use another key",
     )

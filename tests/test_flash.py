@@ -25,7 +25,7 @@ from fastapi_sessions import (
     request_session,
 )
 from fastapi_sessions.flashes import MAX_FLASHES, add_flash
-from fastapi_sessions.state import STATE_FIELD
+from fastapi_sessions.state import state_field
 from fastapi_sessions.stores import SessionChange, WriteResult
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
@@ -236,11 +236,11 @@ async def test_corrupt_stored_flashes_are_skipped_never_an_error(
     """An entry that is not a message costs that entry only; the good ones are shown."""
     await client.post("/login")
     (key,) = {key for method, key in store.keys if method == "create"}
-    state = (
-        b'{"flash": [{"message": "ok", "category": "info"}, {"message": 1}, "x", '
-        b'{"message": "m", "category": "loud"}]}'
+    stored = (
+        b'[{"message": "ok", "category": "info"}, {"message": 1}, "x", '
+        b'{"message": "m", "category": "loud"}]'
     )
-    change = SessionChange({STATE_FIELD: state}, frozenset(), None, None)
+    change = SessionChange({state_field("flash"): stored}, frozenset(), None, None)
     assert await store.inner.update(key, change, ttl=600) is WriteResult.OK
     assert (await client.get("/page")).json() == [["info", "ok"]]
     assert (await client.get("/page")).json() == []

@@ -28,6 +28,7 @@ from fastapi_sessions import (
     SessionUsageError,
     request_session,
     require_login,
+    session_users,
 )
 from fastapi_sessions.guards import scheme_name
 from fastapi_sessions.session import Session as LiveSession
@@ -395,6 +396,48 @@ def test_a_freshness_limit_must_be_a_positive_duration() -> None:
         RequireLogin(login_within=0)
     with pytest.raises(SessionUsageError, match="used_within needs a positive number"):
         RequireLogin(used_within=float("nan"))
+
+
+@pytest.mark.parametrize("door", ["typed", "classic"])
+async def test_the_login_helper_logs_in_for_the_guards(
+    door: str, store: RecordingStore, clock: FakeClock
+) -> None:
+    """With the real login helper (sessions.users.login / session_users(request).login): the guard
+    lets the session through, and login_within counts from the helper's login time. (On the store
+    itself: the helper needs its user index, which RecordingStore does not forward.)"""
+    inner = store.inner
+    if door == "typed":
+        sessions = SessionManager(UserSession, settings=make_settings(), store=inner, clock=clock)
+        app = FastAPI()
+        sessions.install(app)
+
+        @app.post("/login")
+        async def typed_login(
+            request: Request, session: Annotated[UserSession, Depends(sessions.get_session)]
+        ) -> None:
+            sessions.users.login(session, "ada", request)
+
+        guard: Any = sessions.require_fresh(login_within=LOGIN_WITHIN)
+    else:
+        app = FastAPI()
+        app.add_middleware(SessionMiddleware, backend=inner, settings=make_settings(), clock=clock)
+
+        @app.post("/login")
+        async def classic_login(request: Request) -> None:
+            session_users(request).login(request_session(request), "ada", request)
+
+        guard = RequireLogin(login_within=LOGIN_WITHIN)
+
+    @app.get("/admin")
+    async def admin(session: Annotated[Any, Depends(guard)]) -> str:
+        return "admin"
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+        assert problem(await client.get("/admin")) == "login_required"
+        await client.post("/login")
+        assert (await client.get("/admin")).status_code == 200
+        clock.advance(LOGIN_WITHIN + 1)
+        assert problem(await client.get("/admin")) == "reauthentication_required"
 
 
 # -- Sanic -----------------------------------------------------------------------------------------

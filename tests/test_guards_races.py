@@ -1,10 +1,10 @@
 """Flash messages and route guards under concurrent requests of one session, made deterministic by
 holding a request after its load (tests/races.py), on the memory store and on Redis.
 
-The library's own state is one stored field, so two requests that both change it are two writers of
-one field: the last wins (``SESSION_CONCURRENCY=last_write_wins``), or the later one gets a 409
-(``version_check``), never a silent mix. A request in flight never brings back a session that was
-logged out meanwhile.
+Each entry of the library's own state is a stored field of its own: a guard's time and a flash merge
+like any two fields; two requests changing the flash messages are two writers of one field, and the
+last wins (``SESSION_CONCURRENCY=last_write_wins``) or the later one gets a 409 (``version_check``).
+A request in flight never brings back a session that was logged out meanwhile.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` alias.
@@ -107,6 +107,22 @@ async def test_a_flash_take_in_flight_across_a_logout_never_brings_the_session_b
         assert held.status_code == 409
         client.cookies.set("session", old)
         assert (await client.post("/take")).json() == []
+
+
+async def test_a_guard_recording_its_time_and_a_flash_at_once_both_keep_their_change(
+    store: RecordingStore, clock: FakeClock
+) -> None:
+    """The guard's time and the flash messages are different stored fields: overlapping requests
+    that write one each merge, whichever commits last."""
+    app, race = build(store, clock)
+    async with client_for(app) as client:
+        await client.post("/login")
+        clock.advance(USED_WITHIN / 2)  # so the guarded request records its use: a write
+        results = await overlap(client, race, "/pay?tag=1", "/flash/hello?tag=2")
+        assert [results[tag].status_code for tag in "12"] == [200, 200]
+        assert (await client.post("/take")).json() == ["hello"]
+        clock.advance(USED_WITHIN)  # within the window of the use recorded at the overlap
+        assert (await client.post("/pay")).status_code == 200
 
 
 async def test_with_version_checks_a_flash_added_during_a_take_is_never_silently_lost(

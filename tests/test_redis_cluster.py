@@ -23,14 +23,14 @@ pytest.importorskip("redis")
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from fastapi_sessions import SessionManager
-from fastapi_sessions.rotation import forward_key
-from fastapi_sessions.state import STATE_FIELD
+from fastapi_sessions.rotation import ROTATION_FIELD, forward_key
 from fastapi_sessions.stores import SessionChange, SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import (
     FakeClock,
     StoreConformance,
     StoreHarness,
+    UserIndexConformance,
     session_store_key,
 )
 
@@ -85,7 +85,7 @@ async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-class TestRedisClusterStoreContract(StoreConformance):
+class TestRedisClusterStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     def store_harness(self, store: RedisStore) -> StoreHarness:
         return StoreHarness(
@@ -288,7 +288,7 @@ async def test_the_previous_id_opens_nothing_after_logout_or_a_second_rotation_o
     app, _ = rotating_app(store, clock)
     async with client_for(app) as client:
         first, second = await rotated(client, clock)
-        forgotten = SessionChange({STATE_FIELD: b"{}"})
+        forgotten = SessionChange({}, frozenset({ROTATION_FIELD}))
         assert await store.update(key(second), forgotten, ttl=3600) is WriteResult.OK
         third = (await read_as(client, second)).cookies["session"]
         assert (await read_as(client, first)).json() == {"a": 0, "b": 0}
@@ -386,3 +386,27 @@ async def test_flash_messages_and_guards_follow_the_session_across_slots(store: 
         assert (await client.get("/admin")).json() == []
         clock.advance(301)
         assert (await client.get("/admin")).status_code == 401
+
+
+async def test_a_users_sessions_on_several_slots_are_listed_and_revoked(store: RedisStore) -> None:
+    """The user's index sits on the user's slot; their sessions on others, each read and deleted
+    on its own."""
+    from fastapi_sessions.testing import FakeClock
+
+    from .test_users import HeldCreates, browser, listed, typed_app
+
+    clock = FakeClock()
+    app, _ = typed_app(HeldCreates(store), clock)
+    clients = [browser(app, f"device {index}") for index in range(6)]
+    try:
+        for client in clients:
+            assert (await client.post("/login/alice")).status_code == 200
+        sessions = await listed(clients[0], "alice")
+        assert sorted(s["user_agent"] for s in sessions) == [f"device {index}" for index in range(6)]
+        assert (await clients[0].post("/revoke-all/alice?keep=true")).json() == 5
+        for client in clients[1:]:
+            assert (await client.get("/me")).json()["login"] is None
+        assert [s["current"] for s in await listed(clients[0], "alice")] == [True]
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -18,8 +18,7 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from fastapi_sessions import SessionManager, SessionStore
-from fastapi_sessions.rotation import FORWARD_FIELD, forward_key
-from fastapi_sessions.state import STATE_FIELD
+from fastapi_sessions.rotation import FORWARD_FIELD, ROTATION_FIELD, forward_key
 from fastapi_sessions.stores import MemoryStore, SessionChange, SessionRecord, WriteResult
 from fastapi_sessions.testing import FakeClock, RecordingStore, session_store_key
 
@@ -338,7 +337,7 @@ async def test_the_previous_id_follows_one_rotation_never_two(backend: Backend, 
     app, _ = rotating_app(backend.store, clock)
     async with client_for(app) as client:
         first, second = await rotated(client, clock)
-        forgotten = SessionChange({STATE_FIELD: b"{}"})
+        forgotten = SessionChange({}, frozenset({ROTATION_FIELD}))
         assert await backend.raw.update(key(second), forgotten, ttl=3600) is WriteResult.OK
         third = (await read_as(client, second)).cookies["session"]
         assert len({session_id(first), session_id(second), session_id(third)}) == 3

@@ -810,3 +810,37 @@ async def test_the_sanic_door_rotates_the_id_and_the_previous_one_works_only_in_
     clock.advance(30)
     assert (await browser.replay("/me", old)).json()["cart"] == []
     assert (await browser.replay("/me", new)).json()["cart"] == ["apple"]
+
+
+# -- users and their sessions -------------------------------------------------------------------
+
+
+async def test_the_sanic_door_logs_in_lists_and_revokes(clock: FakeClock) -> None:
+    app = new_app()
+    sessions = install(
+        app, backend=MemoryStore(clock=clock), clock=clock, secret_key=SECRET, record_ip=True
+    )
+
+    @app.post("/login/<name>")
+    async def login(request: SanicRequest, name: str) -> HTTPResponse:
+        sessions.login(request.ctx.session, name, request)
+        return text("ok")
+
+    @app.get("/sessions/<name>")
+    async def listing(request: SanicRequest, name: str) -> HTTPResponse:
+        found = await sessions.users.list_sessions(name, current=request.ctx.session)
+        return json([{"ua": s.user_agent, "ip": s.ip, "current": s.current} for s in found])
+
+    @app.post("/revoke-all/<name>")
+    async def revoke_all(request: SanicRequest, name: str) -> HTTPResponse:
+        return json(await sessions.users.revoke_all(name))
+
+    browser = Browser(app)
+    response = await browser.post("/login/alice", headers={"user-agent": "Sanic phone"})
+    assert session_cookie(response) is not None
+    (listed,) = (await browser.get("/sessions/alice")).json()
+    assert listed["ua"] == "Sanic phone"
+    assert listed["current"] is True
+    assert listed["ip"], "SESSION_RECORD_IP records request.ip"
+    assert (await browser.post("/revoke-all/alice")).json() == 1
+    assert (await browser.get("/sessions/alice")).json() == []

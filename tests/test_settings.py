@@ -62,6 +62,7 @@ def test_every_field_has_the_documented_default() -> None:
         "concurrency": "last_write_wins",
         "rotate_interval": None,
         "rotate_grace": 30,
+        "record_ip": False,
     }
     assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
     actual = settings.model_dump()
@@ -91,6 +92,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_CONCURRENCY": "version_check",
         "SESSION_ROTATE_INTERVAL": "900",
         "SESSION_ROTATE_GRACE": "20",
+        "SESSION_RECORD_IP": "true",
     }
     assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
     for name, value in env.items():
@@ -117,6 +119,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.concurrency == "version_check"
     assert settings.rotate_interval == 900
     assert settings.rotate_grace == 20
+    assert settings.record_ip is True
 
 
 def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -559,6 +562,7 @@ BAD_FROM_ENV: dict[str, str | None] = {
     "concurrency": "optimistic",
     "rotate_interval": "0",
     "rotate_grace": "-5",
+    "record_ip": "perhaps",
 }
 
 

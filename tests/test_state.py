@@ -10,11 +10,12 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 
 from fastapi_sessions import SessionManager, SessionMiddleware, SessionValueError, request_session
-from fastapi_sessions.state import STATE_FIELD
-from fastapi_sessions.stores import MemoryStore, SessionChange, WriteResult
+from fastapi_sessions.state import STATE_PREFIX
+from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .conftest import SECRET, make_settings
+from .races import Race, hold_then
 
 pytestmark = pytest.mark.anyio
 BASE_URL = "https://testserver"
@@ -137,15 +138,36 @@ async def test_state_set_after_destroy_starts_a_new_session(client: httpx.AsyncC
     assert (await client.get("/read")).json()["state"] == {"note": "bye"}
 
 
-async def test_a_state_value_that_is_not_an_object_reads_as_no_state(
-    client: httpx.AsyncClient, store: RecordingStore
+async def test_concurrent_changes_of_different_entries_both_survive(
+    store: RecordingStore, clock: FakeClock
 ) -> None:
-    """A stored state that is not a JSON object costs the state, never the request or the data."""
-    await client.post("/name/bob")
-    (key,) = {key for method, key in store.keys if method == "create"}
-    change = SessionChange({STATE_FIELD: b"[1, 2]"}, frozenset(), None, None)
-    assert await store.inner.update(key, change, ttl=600) is WriteResult.OK
-    assert (await client.get("/read")).json() == {"data": {"name": "bob"}, "state": {}}
+    """Each entry is a field of its own: a request that sets one entry while another request, loaded
+    before it, sets another (a flash message and a CSRF token, say) loses neither change."""
+    app, race = raced_app(store, clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL) as client:
+        await client.post("/entry/seed/1")
+        held, then = await hold_then(client, race, "/entry/a/1?tag=1", "/entry/b/2")
+        assert held.status_code == then.status_code == 200
+        assert (await client.get("/read")).json()["state"] == {"seed": "1", "a": "1", "b": "2"}
+
+
+def raced_app(store: RecordingStore, clock: FakeClock) -> tuple[FastAPI, Race]:
+    sessions = SessionManager(Plain, settings=make_settings(), store=store, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[Plain, Depends(sessions.get_session)]
+    race = Race()
+
+    @app.post("/entry/{name}/{value}")
+    async def entry(name: str, value: str, session: Session, tag: str = "") -> None:
+        await race.hold(tag)
+        sessions.session_of(session).set_state(name, value)
+
+    @app.get("/read")
+    async def read(session: Session) -> dict[str, Any]:
+        return {"state": sessions.session_of(session).state}
+
+    return app, race
 
 
 # -- the classic door ----------------------------------------------------------------------------
@@ -190,6 +212,6 @@ async def test_app_data_under_the_reserved_name_is_refused_and_nothing_is_lost(
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
         await client.post("/set/user/bob")
         await client.post("/mark/a")
-        with pytest.raises(SessionValueError, match=r"\$fs"):
-            await client.post(f"/set/{STATE_FIELD}/x")
+        with pytest.raises(SessionValueError, match=r"\$fs:x"):
+            await client.post(f"/set/{STATE_PREFIX}x/x")
         assert (await client.get("/read")).json() == {"data": {"user": "bob"}, "state": {"mark": "a"}}

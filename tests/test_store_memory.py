@@ -25,11 +25,12 @@ from fastapi_sessions.testing import (
     RecordingStore,
     StoreConformance,
     StoreHarness,
+    UserIndexConformance,
     fake_wait,
 )
 
 
-class TestMemoryStoreContract(StoreConformance):
+class TestMemoryStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     async def store_harness(self) -> AsyncIterator[StoreHarness]:
         clock = FakeClock()
@@ -537,3 +538,16 @@ async def test_a_field_value_that_is_not_exactly_one_json_value_is_refused_and_n
     assert dict(loaded.fields) == {"user_id": b"1", "cart": b"[]"}, "nothing was written"
     assert loaded.meta.version == 0
     assert await store.load("new") is None
+
+
+@pytest.mark.anyio
+async def test_the_user_index_of_a_user_who_never_returns_is_pruned_by_later_logins() -> None:
+    """Each login prunes the user index written longest ago: no scan, and no index kept forever."""
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    now = clock.time()
+    await store.index_add("gone", "k1", until=now + 10, now=now)
+    await store.index_add("active", "k2", until=now + 100, now=now)
+    assert set(store._users) == {"gone", "active"}
+    await store.index_add("active", "k3", until=now + 100, now=now + 20)
+    assert set(store._users) == {"active"}, "the entry past its until went, and its user with it"

@@ -17,7 +17,13 @@ from fastapi_sessions import SessionConfigError, SessionManager
 from fastapi_sessions.stores import SessionMeta, SessionRecord
 from fastapi_sessions.stores import redis_lua as lua
 from fastapi_sessions.stores.redis import RedisStore
-from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, session_store_key
+from fastapi_sessions.testing import (
+    FakeClock,
+    StoreConformance,
+    StoreHarness,
+    UserIndexConformance,
+    session_store_key,
+)
 
 from .conftest import UserSession, make_app, make_settings
 
@@ -30,7 +36,7 @@ async def real_wait(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-class TestRedisStoreContract(StoreConformance):
+class TestRedisStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     async def store_harness(self, redis_server_url: str, redis_prefix: str) -> AsyncIterator[StoreHarness]:
         store = RedisStore.from_url(redis_server_url, prefix=redis_prefix, timeout=HANG_GUARD)

@@ -15,15 +15,18 @@ from .base import (
     WriteResult,
     json_document,
 )
+from .index import IndexedSession, UserIndexStore
 from .memory import MemoryStore
 
 __all__ = [
     "CorruptRecordError",
+    "IndexedSession",
     "MemoryStore",
     "SessionChange",
     "SessionMeta",
     "SessionRecord",
     "SessionStore",
+    "UserIndexStore",
     "WriteResult",
     "json_document",
 ]

@@ -17,6 +17,7 @@ from ..exceptions import SessionConfigError
 from ..logs import log
 from . import workers
 from .base import SessionChange, SessionRecord, WriteResult, json_value_problem, meets
+from .index import IndexedSession
 from .packed import Entry
 from .segment import Segment
 
@@ -84,6 +85,8 @@ class MemoryStore:
         self._evicted = 0  # since the last report
         self._demoted = 0
         self._reported_at: float | None = None
+        self._users: dict[str, dict[str, float]] = {}
+        """Each user's logged-in session keys, with the time after which each is surely dead."""
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> MemoryStore:
@@ -280,6 +283,47 @@ class MemoryStore:
         """Remove every session of this store at once: everyone is logged out."""
         self._probation = Segment()
         self._protected = Segment()
+        self._users = {}
+
+    # -- the user index (``UserIndexStore``) ---------------------------------------------------
+
+    def _user_index(self, user: str, now: float) -> dict[str, float]:
+        """``user``'s entries, those past their ``until`` dropped (the index is pruned when touched)."""
+        entries = self._users.get(user, {})
+        for key in [key for key, until in entries.items() if until <= now]:
+            del entries[key]
+        return entries
+
+    async def index_add(self, user: str, key: str, *, until: float, now: float) -> None:
+        entries = self._user_index(user, now)
+        entries[key] = until
+        self._users.pop(user, None)
+        self._users[user] = entries  # last in order: the users least recently logged in come first
+        # One more user pruned per login, the one whose index was written longest ago: the index of a
+        # user who never comes back goes too, without a scan of them all.
+        oldest = next(iter(self._users))
+        if oldest != user and not self._user_index(oldest, now):
+            del self._users[oldest]
+
+    async def index_remove(self, user: str, key: str) -> None:
+        entries = self._users.get(user)
+        if entries is not None:
+            entries.pop(key, None)
+            if not entries:
+                del self._users[user]
+
+    async def index_sessions(self, user: str, *, now: float) -> list[IndexedSession]:
+        entries = self._user_index(user, now)
+        if not entries:
+            self._users.pop(user, None)
+        listed = []
+        for key in entries:
+            found = self._find(key)
+            if found is not None:
+                entry = found[1]
+                ttl_ends = now + (entry.deadline - self._clock.monotonic())
+                listed.append(IndexedSession(key, entry.record(), ttl_ends))
+        return listed
 
     async def aclose(self) -> None:
         """Nothing to release: the sessions stay until the process ends, so a test client or a

@@ -17,6 +17,7 @@ only acknowledged once that many replicas have it: a failover then keeps every a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
 import sys
@@ -50,6 +51,7 @@ else:  # pragma: no cover - Python 3.10
 
 from . import redis_lua as lua
 from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult, meets
+from .index import IndexedSession
 from .redis_client import new_client
 
 __all__ = ["RedisStore", "new_client"]
@@ -237,6 +239,9 @@ class RedisStore:
         self._rename = client.register_script(lua.RENAME)
         self._delete_if = client.register_script(lua.DELETE_IF_VERSION)
         self._settle_rename = client.register_script(lua.SETTLE_RENAME)
+        self._index_add = client.register_script(lua.INDEX_ADD)
+        self._index_list = client.register_script(lua.INDEX_LIST)
+        self._load_with_ttl = client.register_script(lua.LOAD_WITH_TTL)
 
     @classmethod
     def from_url(
@@ -447,6 +452,44 @@ class RedisStore:
             await self._run("delete", self._replicated("delete", ("DEL", self._key(key))))
         else:
             await self._run("delete", self.client.delete(self._key(key)))
+
+    # -- the user index (``UserIndexStore``) ---------------------------------------------------
+
+    def _index_key(self, user: str) -> str:
+        """The sorted set of ``user``'s session keys: under the prefix (``clear`` removes it), named by
+        a hash of the user (any identifier fits a key), in a hash tag: on a Cluster, one slot per user."""
+        digest = hashlib.blake2b(user.encode(), digest_size=16, person=b"fastapi-users").hexdigest()
+        return f"{self.prefix}users:{{{digest}}}"
+
+    async def index_add(self, user: str, key: str, *, until: float, now: float) -> None:
+        args = [_float(now), _float(until), key.encode()]
+        await self._run(
+            "index update", self._write("index update", self._index_add, [self._index_key(user)], args)
+        )
+
+    async def index_remove(self, user: str, key: str) -> None:
+        command = ("ZREM", self._index_key(user), key)
+        if self.wait_replicas:
+            await self._run("index update", self._replicated("index update", command))
+        else:
+            await self._run("index update", self.client.execute_command(*command))
+
+    async def index_sessions(self, user: str, *, now: float) -> list[IndexedSession]:
+        """One command for the index, then one per session listed (on a Cluster, each on its slot)."""
+        keys = await self._run(
+            "index read", self._index_list(keys=[self._index_key(user)], args=[_float(now)])
+        )
+        listed = []
+        for raw_key in keys:
+            key = _bytes(raw_key).decode()
+            reply = await self._run("read", self._load_with_ttl(keys=[self._key(key)]))
+            try:
+                record = _decode(reply[1:]) if reply else None
+            except CorruptRecordError:  # its next load discards it; not a session to list
+                record = None
+            if record is not None:
+                listed.append(IndexedSession(key, record, now + max(int(reply[0]), 0) / 1000))
+        return listed
 
     async def clear(self) -> None:
         """Delete every key under this store's prefix: all its sessions, everyone logged out.

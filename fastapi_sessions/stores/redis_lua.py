@@ -100,3 +100,29 @@ DELETE_IF_VERSION = """
 if redis.call('HGET', KEYS[1], 'v') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# The user index: a sorted set per user of session keys, each scored by the time after which the
+# session is surely dead (the engine's clock). KEYS: the index. ARGV: now, until, key (unprefixed).
+# Drops entries past now, adds the key, and keeps the set alive as long as its latest entry.
+INDEX_ADD = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local ttl = math.ceil((tonumber(last[2]) - tonumber(ARGV[1])) * 1000)
+if ttl < 1 then ttl = 1 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+# KEYS: the index. ARGV: now. Drops entries past now; returns the keys left.
+INDEX_LIST = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+# KEYS: a session. Returns its TTL in milliseconds, then its hash as a flat list (empty: no session).
+LOAD_WITH_TTL = """
+local data = redis.call('HGETALL', KEYS[1])
+if #data == 0 then return {} end
+local ttl = redis.call('PTTL', KEYS[1])
+table.insert(data, 1, ttl)
+return data
+"""

@@ -8,6 +8,8 @@
 * ``StoreConformance``: the store contract as a pytest test class; subclass it to check a store.
 * ``CHECKS``: the same checks as plain async functions; ``CONCURRENCY_CHECKS``, those of them
   that race writers on one record.
+* ``UserIndexConformance``: the same for the optional ``UserIndexStore`` capability (a user's list
+  of sessions); its checks as plain functions are ``index_conformance.INDEX_CHECKS``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .recording import RecordingStore
 from .seeding import seed_session
 
 if TYPE_CHECKING:
-    from .suite import StoreConformance
+    from .suite import StoreConformance, UserIndexConformance
 
 __all__ = [
     "CHECKS",
@@ -32,6 +34,7 @@ __all__ = [
     "RecordingStore",
     "StoreConformance",
     "StoreHarness",
+    "UserIndexConformance",
     "fake_wait",
     "seed_session",
     "session_cookie",
@@ -50,8 +53,8 @@ def fake_wait(clock: FakeClock) -> Callable[[float], Awaitable[None]]:
 
 def __getattr__(name: str) -> Any:
     # StoreConformance imports pytest; load it only for those who ask for it.
-    if name == "StoreConformance":
-        from .suite import StoreConformance
+    if name in ("StoreConformance", "UserIndexConformance"):
+        from . import suite
 
-        return StoreConformance
+        return getattr(suite, name)
     raise AttributeError(name)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import pytest
 
 from .conformance import CHECKS, Check, StoreHarness
+from .index_conformance import INDEX_CHECKS
 
-__all__ = ["StoreConformance"]
+__all__ = ["StoreConformance", "UserIndexConformance"]
 
 
 class StoreConformance:
@@ -24,4 +25,16 @@ class StoreConformance:
     @pytest.mark.anyio
     @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__.removeprefix("check_") for c in CHECKS])
     async def test_store_contract(self, store_harness: StoreHarness, check: Check) -> None:
+        await check(store_harness)
+
+
+class UserIndexConformance:
+    """Every check of ``fastapi_sessions.testing.INDEX_CHECKS`` (the optional ``UserIndexStore``
+    capability), one test each, on the same ``store_harness`` fixture as ``StoreConformance``."""
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        "check", INDEX_CHECKS, ids=[c.__name__.removeprefix("check_") for c in INDEX_CHECKS]
+    )
+    async def test_user_index_contract(self, store_harness: StoreHarness, check: Check) -> None:
         await check(store_harness)
