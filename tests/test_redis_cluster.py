@@ -388,6 +388,7 @@ async def test_flash_messages_and_guards_follow_the_session_across_slots(store: 
         assert (await client.get("/admin")).status_code == 401
 
 
+@pytest.mark.anyio
 async def test_a_users_sessions_on_several_slots_are_listed_and_revoked(store: RedisStore) -> None:
     """The user's index sits on the user's slot; their sessions on others, each read and deleted
     on its own."""
