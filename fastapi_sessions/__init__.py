@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .clock import Clock, SystemClock
 from .csrf import CsrfProtect, csrf_token, rotate_csrf_token
 from .dictsession import SessionDict
@@ -12,6 +14,7 @@ from .exceptions import (
     SessionConfigError,
     SessionConflictError,
     SessionError,
+    SessionLoginRequired,
     SessionNotInstalledError,
     SessionStoreError,
     SessionStoreUnavailable,
@@ -19,6 +22,7 @@ from .exceptions import (
     SessionUsageError,
     SessionValueError,
 )
+from .flashes import Flash, FlashCategory, flash, get_flashed_messages
 from .manager import SessionManager
 from .middleware import SessionMiddleware, request_session
 from .settings import SessionSettings
@@ -26,16 +30,23 @@ from .stores.base import SessionStore
 from .stores.index import UserIndexStore
 from .users import ActiveSession, SessionUsers, session_users
 
+if TYPE_CHECKING:
+    from .guards import RequireLogin, require_login
+
 __all__ = [
     "ActiveSession",
     "Clock",
     "CorruptRecordError",
     "CsrfError",
     "CsrfProtect",
+    "Flash",
+    "FlashCategory",
+    "RequireLogin",
     "SessionConfigError",
     "SessionConflictError",
     "SessionDict",
     "SessionError",
+    "SessionLoginRequired",
     "SessionManager",
     "SessionMiddleware",
     "SessionNotInstalledError",
@@ -50,9 +61,24 @@ __all__ = [
     "SystemClock",
     "UserIndexStore",
     "csrf_token",
+    "flash",
+    "get_flashed_messages",
     "request_session",
+    "require_login",
     "rotate_csrf_token",
     "session_users",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {"RequireLogin", "require_login"}
+"""Names from ``fastapi_sessions.guards``, which imports FastAPI: imported on first use, so that
+Starlette and Sanic apps never load FastAPI (it doubles the package's import time)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import guards
+
+        return getattr(guards, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from email.utils import formatdate
 from .logs import log
 from .settings import SessionSettings
 
-__all__ = ["PLAIN_HTTP", "CookieWriter", "PlainHttpCheck", "cookie_values"]
+__all__ = ["PARTITIONED_NOT_CROSS_SITE", "PLAIN_HTTP", "CookieWriter", "PlainHttpCheck", "cookie_values"]
 
 _COOKIE = b"cookie"
 _HOST = b"host"
@@ -30,6 +30,13 @@ PLAIN_HTTP = (
     'base_url="https://testserver"). In production, serve over TLS, or behind a proxy whose '
     "X-Forwarded-Proto the server trusts (uvicorn --forwarded-allow-ips). For local plain-http "
     "development only, set SESSION_COOKIE_SECURE=false."
+)
+
+#: Logged at start-up when a Partitioned cookie is not SameSite=None: it is never sent cross-site.
+PARTITIONED_NOT_CROSS_SITE = (
+    "SESSION_COOKIE_PARTITIONED=true with SESSION_COOKIE_SAMESITE=%s: a partitioned cookie is meant "
+    "for a site embedded in others (an iframe), and browsers send it there only with SameSite=None. "
+    "Set SESSION_COOKIE_SAMESITE=none, or drop SESSION_COOKIE_PARTITIONED."
 )
 
 
@@ -68,6 +75,10 @@ class CookieWriter:
         if settings.cookie_httponly:
             parts.append("HttpOnly")
         parts.append(f"SameSite={settings.cookie_samesite.capitalize()}")
+        if settings.cookie_partitioned:
+            parts.append("Partitioned")
+            if settings.cookie_samesite != "none":
+                log.warning(PARTITIONED_NOT_CROSS_SITE, settings.cookie_samesite)
         self._name = settings.cookie_name
         self._attributes = "; ".join(parts)
         # The delete cookie carries the same Path and Domain, or the browser keeps the original.

@@ -8,6 +8,7 @@ SessionError
 ├── SessionTooLargeError   the serialized session exceeds SESSION_MAX_SIZE
 ├── SessionValueError (also TypeError, ValueError)   a value a session cannot store (NaN, too deep...)
 ├── SessionConflictError   the session changed or vanished under this request (409)
+├── SessionLoginRequired (also an HTTPException 401)   a guarded route without a (fresh) login
 ├── CsrfError (also an HTTPException 403)   an unsafe request failed the CSRF check
 ├── SessionStoreError      the store failed; answered 503 with Retry-After
 │   └── SessionStoreUnavailable (also an HTTPException 503)   raised to the endpoint
@@ -18,6 +19,7 @@ SessionError
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from starlette.exceptions import HTTPException
 
@@ -27,6 +29,7 @@ __all__ = [
     "SessionConfigError",
     "SessionConflictError",
     "SessionError",
+    "SessionLoginRequired",
     "SessionNotInstalledError",
     "SessionStoreError",
     "SessionStoreUnavailable",
@@ -110,6 +113,36 @@ class SessionValueError(SessionError, TypeError, ValueError):
 
 class SessionConflictError(SessionError):
     """Another request destroyed, regenerated or (with version checks) changed the session first."""
+
+
+LoginProblem = Literal["login_required", "reauthentication_required", "session_idle"]
+"""Why a guarded route refused a request: no login, a login too old, or too long without use."""
+
+
+class SessionLoginRequired(SessionError, HTTPException):
+    """Raised by a guarded route (``sessions.require_login``, ``require_fresh``, ``RequireLogin``):
+    a 401 whose body says what is missing, ``{"detail": {"error": ..., "message": ...}}``.
+
+    ``error`` (also the ``problem`` attribute) is ``login_required`` (no logged-in session),
+    ``reauthentication_required`` (the login is older than the route accepts) or ``session_idle``
+    (the session went unused longer than the route accepts). It is an ``HTTPException``, so FastAPI
+    answers it as a 401 by itself; register an exception handler for this class to redirect to a login
+    page instead.
+    """
+
+    def __init__(self, problem: LoginProblem, message: str) -> None:
+        SessionError.__init__(self, message)
+        HTTPException.__init__(
+            self, status_code=401, headers={"WWW-Authenticate": f'APIKey error="{problem}"'}
+        )
+        # FastAPI answers any JSON detail ({"detail": ...}); Starlette's class types it as a str only
+        # (FastAPI's own HTTPException would take it, at the cost of importing FastAPI here).
+        self.detail = {"error": problem, "message": message}  # type: ignore[assignment]
+        self.problem: LoginProblem = problem
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class CsrfError(SessionError, HTTPException):

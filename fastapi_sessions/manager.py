@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Generic, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -16,12 +17,16 @@ from .clock import Clock, SystemClock
 from .codec import ModelCodec
 from .engine import SessionEngine
 from .exceptions import SessionNotInstalledError
+from .flashes import Flash, FlashCategory, add_flash, take_flashes
 from .hook import Exchange, SessionHook, scope_key
 from .session import Session, live_session
 from .settings import SessionSettings
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
 from .users import SessionUsers
+
+if TYPE_CHECKING:
+    from .guards import SessionGuard
 
 __all__ = ["SessionManager"]
 
@@ -72,6 +77,32 @@ class SessionManager(Generic[M]):
         self.users = SessionUsers(self.engine, self.session_of)
         """Logins and a user's sessions: ``sessions.users.login(session, user_id, request)``,
         ``list_sessions``, ``revoke``, ``revoke_all`` (see 'Users and their sessions' in the docs)."""
+
+    @cached_property
+    def require_login(self) -> SessionGuard[M]:
+        """The dependency of routes that need a logged-in session: the session, else a 401
+        (``SessionLoginRequired``); ``/docs`` shows the session cookie as their security scheme."""
+        return self.require_fresh()
+
+    def require_fresh(
+        self, *, login_within: float | timedelta | None = None, used_within: float | timedelta | None = None
+    ) -> SessionGuard[M]:
+        """A dependency like ``require_login`` that demands more: a login at most ``login_within`` old
+        (re-authentication for admin and payment routes), a session used within ``used_within`` (an
+        idle window shorter than SESSION_IDLE_TIMEOUT); see "Route guards" in the docs. Build it once,
+        at import time, not per request."""
+        from .guards import SessionGuard  # imports FastAPI: not before a guard is asked for
+
+        return SessionGuard(
+            self._guarded,
+            cookie_name=self.settings.cookie_name,
+            login_within=login_within,
+            used_within=used_within,
+        )
+
+    async def _guarded(self, connection: HTTPConnection) -> tuple[M, Session[M]]:
+        model = await self.get_session(connection)
+        return model, self.session_of(model)
 
     def install(self, app: Starlette) -> None:
         """Add the response hook to ``app``, and close the store at shutdown if this manager made it.
@@ -146,6 +177,21 @@ class SessionManager(Generic[M]):
         browser-session cookie with the default lifetime.
         """
         self.session_of(session).set_expiry(seconds)
+
+    def flash(self, session: M, message: str, category: FlashCategory = "info") -> None:
+        """Keep a flash message in the session until a request reads it with ``flashes``.
+
+        At most ``MAX_FLASHES`` (32) wait; more drop the oldest. It works after ``destroy`` (the
+        message starts the new session), and on a visitor without a session (it starts one).
+        """
+        add_flash(self.session_of(session), message, category)
+
+    def flashes(self, session: M) -> list[Flash]:
+        """The session's flash messages, oldest first, taken out of it: the next request sees none.
+
+        A request that finds some writes the session; one that finds none writes nothing.
+        """
+        return take_flashes(self.session_of(session))
 
     def __repr__(self) -> str:
         return f"SessionManager({self.model.__name__}, store={type(self.store).__name__})"

@@ -13,6 +13,7 @@ that lets go of its session; the signal lets go of it first on every ordinary pa
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -41,10 +42,13 @@ from .exceptions import (
     UNAVAILABLE_HEADERS,
     SessionConfigError,
     SessionConflictError,
+    SessionLoginRequired,
     SessionStoreError,
     SessionStoreUnavailable,
     error_body,
 )
+from .flashes import Flash, FlashCategory, add_flash, take_flashes
+from .freshness import check_login, seconds
 from .headers import NO_STORE, VARY_COOKIE, cache_control_with_cookie, vary_with_cookie
 from .logs import log
 from .session import Session, live_session
@@ -97,6 +101,13 @@ def _unavailable(request: Request[Any, Any], exc: Exception) -> HTTPResponse:
     return _Answer(503, UNAVAILABLE_DETAIL, UNAVAILABLE_HEADERS)
 
 
+def _login_required(request: Request[Any, Any], exc: Exception) -> HTTPResponse:
+    """The exception handler for ``SessionLoginRequired``: the 401 the FastAPI doors answer."""
+    assert isinstance(exc, SessionLoginRequired)  # noqa: S101 - registered for that class only
+    body = json.dumps({"detail": exc.detail}, separators=(",", ":")).encode()
+    return HTTPResponse(body, 401, dict(exc.headers or {}), content_type="application/json")
+
+
 def _cookie_headers(headers: Header) -> list[tuple[bytes, bytes]]:
     """The request's ``Cookie`` headers as raw ASGI-style pairs, which is how the engine reads them.
 
@@ -121,7 +132,8 @@ class SanicSessions(Generic[D]):
     """One Sanic app's sessions, as ``install`` set them up; ``D`` is the session's type.
 
     It holds the ``settings``, the ``store`` and the ``engine``, and offers ``regenerate``,
-    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods).
+    ``destroy`` and ``set_expiry`` for typed sessions (a ``SessionDict`` has them as methods), and
+    ``flash`` and ``flashes`` for both.
     """
 
     def __init__(self, engine: SessionEngine[D], live: dict[int, Session[D]], *, owns_store: bool) -> None:
@@ -165,6 +177,30 @@ class SanicSessions(Generic[D]):
         """Remember me: keep the session (and a persistent cookie) ``seconds`` from now, within
         SESSION_MAX_AGE; ``None`` makes it a browser-session cookie again."""
         self.session_of(session).set_expiry(seconds)
+
+    def flash(self, session: D, message: str, category: FlashCategory = "info") -> None:
+        """Keep a flash message in the session until a request reads it with ``flashes``."""
+        add_flash(self.session_of(session), message, category)
+
+    def flashes(self, session: D) -> list[Flash]:
+        """The session's flash messages, oldest first, taken out of it (``fastapi_sessions.flashes``)."""
+        return take_flashes(self.session_of(session))
+
+    def require_login(
+        self,
+        session: D,
+        *,
+        login_within: float | timedelta | None = None,
+        used_within: float | timedelta | None = None,
+    ) -> None:
+        """Raise ``SessionLoginRequired``, answered 401, unless the session is logged in (and its login
+        at most ``login_within`` old, its last guarded use within ``used_within``): call it first in
+        a handler that needs a login. See "Route guards" in the docs."""
+        check_login(
+            self.session_of(session),
+            login_within=seconds(login_within, "login_within"),
+            used_within=seconds(used_within, "used_within"),
+        )
 
     async def close_owned_store(self, app: Sanic[Any, Any] | None = None) -> None:
         """Close the store if ``install`` made it from ``SESSION_STORE_URL`` (a Sanic listener)."""
@@ -321,6 +357,7 @@ def install(
     app.signal("http.lifecycle.response")(sessions._release)
     app.signal("websocket.handler.after")(sessions._release)
     app.exception(SessionStoreUnavailable)(_unavailable)
+    app.exception(SessionLoginRequired)(_login_required)
     if backend is None:
         app.after_server_stop(sessions.close_owned_store)
     setattr(app.ctx, _SLOT, sessions)

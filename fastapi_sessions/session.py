@@ -19,6 +19,7 @@ from .state import stored_state
 from .stores.base import SessionRecord
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .codec import Snapshot
     from .engine import SessionEngine
 
@@ -63,9 +64,12 @@ class Session(Generic[D]):
     destroyed, or when committed): the session is dirty when its snapshot differs.
     """
 
+    _memo: dict[str, Any]  # see memo(): deliberately not set in __init__
+
     __slots__ = (
         "_engine",
         "_headers",
+        "_memo",
         "_registry",
         "_state",
         "baseline",
@@ -121,6 +125,16 @@ class Session(Generic[D]):
     def engine(self) -> SessionEngine[D]:
         """The engine this session loads and commits through (its settings, store and clock)."""
         return self._engine
+
+    @property
+    def clock(self) -> Clock:
+        """The door's clock (a ``FakeClock`` in tests): what the features read the time from."""
+        return self._engine.clock
+
+    @property
+    def cookie_name(self) -> str:
+        """The name of the door's session cookie (SESSION_COOKIE_NAME)."""
+        return self._engine.settings.cookie_name
 
     @property
     def headers(self) -> Iterable[tuple[bytes, bytes]]:
@@ -253,6 +267,17 @@ class Session(Generic[D]):
         else:
             self.changed_state.add(name)
         self.state_changed = True
+
+    def memo(self) -> dict[str, Any]:
+        """Scratch space of the library's features for this request only, never stored (the flash
+        messages a read took, say). Made on first use: a request that never asks pays nothing, not
+        even an attribute set in ``__init__``."""
+        try:
+            return self._memo
+        except AttributeError:
+            memo: dict[str, Any] = {}
+            self._memo = memo
+            return memo
 
     # -- commit ------------------------------------------------------------------------------
 

@@ -164,6 +164,10 @@ class SessionSettings(BaseSettings):
     )
     cookie_domain: str | None = Field(default=None, description="The Domain attribute.")
     cookie_path: str = Field(default="/", description="The Path attribute.")
+    cookie_partitioned: bool = Field(
+        default=False,
+        description="Add the Partitioned attribute (CHIPS): a third-party cookie kept per top-level site.",
+    )
     store_url: str = Field(default="memory://", description="Which store to create.")
     store_prefix: str = Field(
         default="session:",
@@ -273,6 +277,11 @@ class SessionSettings(BaseSettings):
             raise ValueError(
                 "A __Host- cookie needs SESSION_COOKIE_SECURE=true, SESSION_COOKIE_PATH=/ "
                 "and no SESSION_COOKIE_DOMAIN."
+            )
+        if self.cookie_partitioned and not self.cookie_secure:
+            raise ValueError(
+                "SESSION_COOKIE_PARTITIONED=true requires SESSION_COOKIE_SECURE=true (browsers drop a "
+                "Partitioned cookie that is not Secure)."
             )
         if self.cookie_name.startswith("__Secure-") and not self.cookie_secure:
             raise ValueError("A __Secure- cookie needs SESSION_COOKIE_SECURE=true.")

@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
 
 pytest.importorskip("redis")
 
@@ -348,6 +350,42 @@ async def test_the_redis_example_serves_on_a_cluster_whose_first_node_is_down(
             assert (await c.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
     finally:
         await store.client.aclose()
+
+
+@pytest.mark.anyio
+async def test_flash_messages_and_guards_follow_the_session_across_slots(store: RedisStore) -> None:
+    """The library's own state (a login, a flash message) moves with a regenerated session from one
+    slot to another, and the guard and the flash read it there."""
+    clock = FakeClock()
+    sessions = SessionManager(UserSession, settings=make_settings(), store=store, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[UserSession, Depends(sessions.get_session)]
+    Admin = Annotated[UserSession, Depends(sessions.require_fresh(login_within=300))]
+
+    @app.post("/login")
+    async def login(session: Session) -> None:
+        sessions.flash(session, "Welcome")
+        live = sessions.session_of(session)
+        # What the login helper writes (built in parallel; written directly here).
+        live.set_state("login", {"user": "ada", "at": clock.time(), "ua": None, "ip": None})
+
+    @app.post("/regenerate")
+    async def regenerate(session: Session) -> None:
+        sessions.regenerate(session)
+
+    @app.get("/admin")
+    async def admin(session: Admin) -> list[str]:
+        return [f.message for f in sessions.flashes(session)]
+
+    async with client_for(app) as client:
+        await client.post("/login")
+        for _ in range(4):  # several renames: some surely cross slots
+            await client.post("/regenerate")
+        assert (await client.get("/admin")).json() == ["Welcome"]
+        assert (await client.get("/admin")).json() == []
+        clock.advance(301)
+        assert (await client.get("/admin")).status_code == 401
 
 
 @pytest.mark.anyio

@@ -52,6 +52,7 @@ def test_every_field_has_the_documented_default() -> None:
         "cookie_samesite": "lax",
         "cookie_domain": None,
         "cookie_path": "/",
+        "cookie_partitioned": False,
         "store_url": "memory://",
         "store_prefix": "session:",
         "store_timeout": 1.0,
@@ -81,6 +82,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_COOKIE_SAMESITE": "Strict",
         "SESSION_COOKIE_DOMAIN": "example.com",
         "SESSION_COOKIE_PATH": "/app",
+        "SESSION_COOKIE_PARTITIONED": "false",
         "SESSION_STORE_URL": "memory://?max_entries=10",
         "SESSION_STORE_PREFIX": "app1:",
         "SESSION_STORE_TIMEOUT": "0.25",
@@ -107,6 +109,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.cookie_samesite == "strict"
     assert settings.cookie_domain == "example.com"
     assert settings.cookie_path == "/app"
+    assert settings.cookie_partitioned is False
     assert settings.store_url == "memory://?max_entries=10"
     assert settings.store_prefix == "app1:"
     assert settings.store_timeout == 0.25
@@ -335,6 +338,11 @@ UNSAFE = [
         id="samesite-none",
     ),
     pytest.param(
+        {"SESSION_COOKIE_PARTITIONED": "true", "SESSION_COOKIE_SECURE": "false"},
+        "SESSION_COOKIE_PARTITIONED=true requires SESSION_COOKIE_SECURE=true",
+        id="partitioned-insecure",
+    ),
+    pytest.param(
         {"SESSION_IDLE_TIMEOUT": "7200", "SESSION_MAX_AGE": "3600"}, "SESSION_IDLE_TIMEOUT", id="idle>max"
     ),
     pytest.param({"SESSION_IDLE_TIMEOUT": "0"}, "SESSION_IDLE_TIMEOUT", id="idle-zero"),
@@ -544,6 +552,7 @@ BAD_FROM_ENV: dict[str, str | None] = {
     "cookie_samesite": "loose",
     "cookie_domain": "exa mple.com",
     "cookie_path": "app",
+    "cookie_partitioned": "sometimes",
     "store_url": "127.0.0.1:6379",
     "store_prefix": None,
     "store_timeout": "-1",
