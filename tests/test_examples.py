@@ -107,6 +107,59 @@ async def test_quickstart_needs_no_setup_and_warns_once_about_its_random_key(
         assert set_cookie(response) is None, "an untouched new session sets no cookie"
 
 
+# -- account_app: issue 14's features together ------------------------------------------------
+
+
+async def csrf_header(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.get("/csrf")
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["token"]}
+
+
+@pytest.mark.anyio
+async def test_account_app_login_flash_guard_devices_log_out_everywhere_and_logout(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account example end to end: CSRF on every POST, the login helper, flash messages read
+    once, a guarded route (401, and the cookie scheme in OpenAPI), the user's devices, log out
+    everywhere else, logout with a message; rotation is on by default."""
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    monkeypatch.delenv("SESSION_ROTATE_INTERVAL", raising=False)
+    module = load_example("account_app")
+    assert module.sessions.settings.rotate_interval == 900
+    assert module.app.openapi()["paths"]["/cart/{item}"]["post"]["security"] == [{"session": []}]
+    async with client_for(module.app) as laptop, client_for(module.app) as phone:
+        assert (await laptop.post("/login", params={"user": "ada", "password": "demo"})).status_code == 403
+        refused = await laptop.post("/cart/apple", headers=await csrf_header(laptop))
+        assert refused.status_code == 401
+        wrong = await laptop.post(
+            "/login", params={"user": "ada", "password": "nope"}, headers=await csrf_header(laptop)
+        )
+        assert wrong.status_code == 403
+        for client in (laptop, phone):
+            login = await client.post(
+                "/login", params={"user": "ada", "password": "demo"}, headers=await csrf_header(client)
+            )
+            assert login.status_code == 200, login.text
+        home = (await laptop.get("/")).json()
+        assert home["messages"] == [{"category": "success", "message": "Welcome, ada."}]
+        assert (await laptop.get("/")).json()["messages"] == [], "a flash message is read once"
+        added = await laptop.post("/cart/apple", headers=await csrf_header(laptop))
+        assert added.json() == ["apple"]
+
+        devices = (await laptop.get("/account/sessions")).json()
+        assert sorted(d["current"] for d in devices) == [False, True]
+        ended = await laptop.post("/account/logout-everywhere", headers=await csrf_header(laptop))
+        assert ended.json() == {"ended": 1}
+        assert (await phone.get("/")).json()["user"] is None, "the phone is logged out"
+        assert [d["current"] for d in (await laptop.get("/account/sessions")).json()] == [True]
+
+        assert (await laptop.post("/logout", headers=await csrf_header(laptop))).status_code == 200
+        after = (await laptop.get("/")).json()
+        assert after["user"] is None
+        assert [m["message"] for m in after["messages"]] == ["You are logged out."]
+
+
 @pytest.mark.anyio
 async def test_quickstart_uses_the_key_from_the_environment_when_set(
     load_example: Loader, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
