@@ -75,9 +75,9 @@ async def _gone(h: StoreHarness, key: str, what: str, *, late: float | None = No
     while await h.store.load(key) is not None:
         if h.now() - first >= late:
             raise AssertionError(
-                f"a record is still there {h.now() - first:g} s after {what} ran out. An expired "
-                "record must load as None: compare the expiry time on every read, or let the "
-                "server expire the key."
+                f"a record is still there {h.now() - first:.1f} s after it should have been gone "
+                f"(at the end of {what}). An expired record must load as None: compare the expiry "
+                "time on every read, or let the server expire the key."
             )
         await h.wait(_POLL * h.unit)
 
@@ -129,7 +129,7 @@ async def check_touch_never_goes_past_expires_at(h: StoreHarness) -> None:
         assert loaded is not None
         await h.wait(2.5 * unit)
         # Gone long before the touch's 50 units would have ended.
-        await _gone(h, key, "its expires_at (a touch must not extend a record past it)", late=25 * unit)
+        await _gone(h, key, "its expires_at, which no touch may extend", late=25 * unit)
 
     await _scaled(h, attempt)
 
