@@ -10,6 +10,7 @@ one rule each.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import anyio
@@ -170,3 +171,39 @@ class HangingStore(RowStore):
             return await super().update(key, change, ttl=ttl, expected=expected)
         finally:
             self.updating -= 1
+
+
+class ImmortalStore(RowStore):
+    """Broken: records never expire; TTLs and ``expires_at`` are ignored."""
+
+    async def _write(self, key: str, record: SessionRecord, ttl: float) -> None:
+        await self._trip()
+        self.rows[key] = (math.inf, record)
+
+
+class HastyStore(RowStore):
+    """Broken: a record expires when half its TTL has run out (a TTL in the wrong unit, say)."""
+
+    async def _write(self, key: str, record: SessionRecord, ttl: float) -> None:
+        await super()._write(key, record, ttl / 2)
+
+
+class TouchPastExpiryStore(RowStore):
+    """Broken: a touch gives the record the whole touch TTL, past its ``expires_at``."""
+
+    async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
+        record = await self._read(key)
+        if record is not None and touch is not None:
+            self.rows[key] = (self.clock.time() + touch, record)
+        return record
+
+
+class SlowMachineStore(RowStore):
+    """Correct, on a machine so busy that every call takes ``delay`` seconds of its clock."""
+
+    def __init__(self, clock: FakeClock, *, delay: float = 0.0) -> None:
+        super().__init__(clock)
+        self.delay = delay
+
+    async def _trip(self) -> None:
+        self.clock.advance(self.delay)

@@ -10,11 +10,21 @@ from anyio import sleep as anyio_sleep
 
 from fastapi_sessions.backends.adapter import BackendStore
 from fastapi_sessions.stores import SessionStore
-from fastapi_sessions.testing import CHECKS, CONCURRENCY_CHECKS, FakeClock, StoreHarness, fake_wait
+from fastapi_sessions.testing import CHECKS, CONCURRENCY_CHECKS, FakeClock, StoreHarness, expiry, fake_wait
 from fastapi_sessions.testing import concurrency as races
 
 from .backend_support import DictBackend
-from .broken_stores import DuplicateKeyStore, HangingStore, OverwritingStore, ResurrectingStore, RowStore
+from .broken_stores import (
+    DuplicateKeyStore,
+    HangingStore,
+    HastyStore,
+    ImmortalStore,
+    OverwritingStore,
+    ResurrectingStore,
+    RowStore,
+    SlowMachineStore,
+    TouchPastExpiryStore,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -125,6 +135,46 @@ async def test_a_read_then_write_store_fails_every_race_with_its_writers_on_two_
         return StoreHarness(store, clock.time, fake_wait(clock), connect=connect)
 
     assert await failing(harness) == RACES
+
+
+async def test_a_store_that_never_expires_records_fails_every_check_of_expiry() -> None:
+    assert await failing(on(ImmortalStore)) == {check.__name__ for check in expiry.EXPIRY_CHECKS}
+
+
+async def test_a_store_that_expires_records_early_fails_the_checks_that_need_them_alive() -> None:
+    assert await failing(on(HastyStore)) == {
+        "check_records_expire_after_their_ttl",
+        "check_touch_extends_the_ttl_without_rewriting",
+        "check_update_resets_the_ttl",
+    }
+
+
+async def test_a_store_whose_touch_goes_past_expires_at_fails_that_check_only() -> None:
+    assert await failing(on(TouchPastExpiryStore)) == {"check_touch_never_goes_past_expires_at"}
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5, 5.0])
+async def test_a_correct_store_on_a_busy_machine_passes_every_check_of_expiry(delay: float) -> None:
+    """Each store call taking ``delay`` units of the store's own time (up to 2.5 times a whole TTL
+    of the checks) makes the checks try again with longer spans; it never makes them fail."""
+    for check in expiry.EXPIRY_CHECKS:
+        clock = FakeClock()
+        await check(StoreHarness(SlowMachineStore(clock, delay=delay), clock.time, fake_wait(clock)))
+
+
+async def test_a_store_too_slow_for_every_span_fails_with_an_assertion_that_says_so() -> None:
+    clock = FakeClock()
+    harness = StoreHarness(SlowMachineStore(clock, delay=1_000.0), clock.time, fake_wait(clock))
+    with pytest.raises(AssertionError, match="too slow to tell, even with 32 s a unit"):
+        await expiry.check_records_expire_after_their_ttl(harness)
+
+
+async def test_the_checks_keep_records_that_must_live_for_longer_than_any_check_runs() -> None:
+    clock = FakeClock()
+    harness = StoreHarness(RowStore(clock), clock.time, fake_wait(clock), unit=0.25)
+    assert harness.lasting >= 600
+    record = harness.record()
+    assert record.meta.expires_at == record.meta.created_at + harness.lasting
 
 
 @pytest.mark.parametrize(("writers", "rounds"), [(1, 10), (8, 0)])

@@ -88,9 +88,7 @@ async def real_wait(seconds: float) -> None:
 class TestRedisClusterStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     def store_harness(self, store: RedisStore) -> StoreHarness:
-        return StoreHarness(
-            store, time.time, real_wait, unit=0.25
-        )  # margins of 1/4 s survive a loaded CI machine
+        return StoreHarness(store, time.time, real_wait, unit=0.25)
 
 
 @pytest.mark.anyio

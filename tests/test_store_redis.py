@@ -40,9 +40,7 @@ class TestRedisStoreContract(StoreConformance, UserIndexConformance):
     @pytest.fixture
     async def store_harness(self, redis_server_url: str, redis_prefix: str) -> AsyncIterator[StoreHarness]:
         store = RedisStore.from_url(redis_server_url, prefix=redis_prefix, timeout=HANG_GUARD)
-        yield StoreHarness(
-            store, time.time, real_wait, unit=0.25
-        )  # margins of 1/4 s survive a loaded CI machine
+        yield StoreHarness(store, time.time, real_wait, unit=0.25)
         await store.aclose()
 
 

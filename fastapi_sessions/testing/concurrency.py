@@ -30,8 +30,6 @@ T = TypeVar("T")
 Writer = Callable[[SessionStore, SessionRecord | None], Awaitable[T]]
 """One racer's write: it gets its client and what that client loaded before the gate."""
 
-_LIFE = 1000.0
-"""TTL and lifetime of the records, in units: no record expires during a race, however slow."""
 _HANG_GUARD = 60.0
 """Seconds a race may take before the check fails as a deadlock; never reached by a working store."""
 
@@ -96,13 +94,9 @@ def _first(error: BaseException) -> BaseException:
     return error
 
 
-def _ttl(h: StoreHarness) -> float:
-    return _LIFE * h.unit
-
-
 async def _created(h: StoreHarness, fields: dict[str, bytes]) -> str:
     key = h.key()
-    assert await h.store.create(key, h.record(fields, life=_LIFE), ttl=_ttl(h)) is WriteResult.OK
+    assert await h.store.create(key, h.record(fields), ttl=h.lasting) is WriteResult.OK
     return key
 
 
@@ -115,7 +109,7 @@ async def check_concurrent_updates_of_different_fields_all_survive(h: StoreHarne
     names = [f"f{index}" for index in range(h.writers)]
 
     def setting(key: str, name: str) -> Writer[WriteResult]:
-        return lambda client, _: client.update(key, SessionChange({name: b"1"}), ttl=_ttl(h))
+        return lambda client, _: client.update(key, SessionChange({name: b"1"}), ttl=h.lasting)
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
@@ -143,7 +137,7 @@ async def check_concurrent_version_checked_counter_is_exact(h: StoreHarness) -> 
             if loaded is None:  # the record is gone: no increment can succeed
                 return WriteResult.MISSING
             change = SessionChange({"n": str(int(loaded.fields["n"]) + 1).encode()})
-            return await client.update(key, change, ttl=_ttl(h), expected={"n": loaded.fields["n"]})
+            return await client.update(key, change, ttl=h.lasting, expected={"n": loaded.fields["n"]})
 
         return write
 
@@ -172,8 +166,8 @@ async def check_concurrent_version_checked_counter_is_exact(h: StoreHarness) -> 
 
 async def check_concurrent_creates_of_one_key_have_one_winner(h: StoreHarness) -> None:
     def creating(key: str, index: int) -> Writer[WriteResult]:
-        record = h.record({"who": str(index).encode()}, life=_LIFE)
-        return lambda client, _: client.create(key, record, ttl=_ttl(h))
+        record = h.record({"who": str(index).encode()})
+        return lambda client, _: client.create(key, record, ttl=h.lasting)
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
@@ -201,8 +195,8 @@ async def check_writes_racing_a_delete_never_resurrect(h: StoreHarness) -> None:
             return lambda client, _: client.delete(key)
         if index in updaters:
             change = SessionChange({f"f{index}": b"1"})
-            return lambda client, _: client.update(key, change, ttl=_ttl(h))
-        return lambda client, _: client.load(key, touch=_ttl(h))
+            return lambda client, _: client.update(key, change, ttl=h.lasting)
+        return lambda client, _: client.load(key, touch=h.lasting)
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
@@ -216,7 +210,7 @@ async def check_writes_racing_a_delete_never_resurrect(h: StoreHarness) -> None:
                 "An update or touch that read the record before the delete must not write it after: "
                 "write only if the record still exists, in the same atomic step as that check."
             )
-            late = await h.store.update(key, SessionChange({"a": b"1"}), ttl=_ttl(h))
+            late = await h.store.update(key, SessionChange({"a": b"1"}), ttl=h.lasting)
             assert late is WriteResult.MISSING, f"round {round_}: an update after the race answered {late}"
 
 
@@ -226,9 +220,9 @@ async def check_updates_racing_a_rename_are_carried_over_or_refused(h: StoreHarn
 
     def writing(key: str, new_key: str, index: int) -> Writer[WriteResult]:
         if index == renamer:
-            return lambda client, _: client.rename(key, new_key, SessionChange(), ttl=_ttl(h))
+            return lambda client, _: client.rename(key, new_key, SessionChange(), ttl=h.lasting)
         change = SessionChange({f"f{index}": b"1"})
-        return lambda client, _: client.update(key, change, ttl=_ttl(h))
+        return lambda client, _: client.update(key, change, ttl=h.lasting)
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
@@ -268,7 +262,7 @@ async def check_updates_racing_a_rename_are_carried_over_or_refused(h: StoreHarn
 
 async def check_concurrent_renames_of_one_record_leave_one_copy(h: StoreHarness) -> None:
     def renaming(key: str, target: str) -> Writer[WriteResult]:
-        return lambda client, _: client.rename(key, target, SessionChange(), ttl=_ttl(h))
+        return lambda client, _: client.rename(key, target, SessionChange(), ttl=h.lasting)
 
     async with h.clients() as clients:
         for round_ in range(1, h.rounds + 1):
