@@ -313,6 +313,11 @@ class SessionEngine(Generic[D]):
             assert rotation is not None  # noqa: S101 - for mypy
             changed = dict(changed)
             changed[ROTATION_FIELD] = encode_entry(rotation.rotated_entry(self.clock.time()))
+        elif rotation is not None and session.regenerating:
+            # A regeneration gives a new ID too: the interval starts again, or a login to a session
+            # older than the interval would get another new ID on the very next request.
+            changed = dict(changed)
+            changed[ROTATION_FIELD] = encode_entry(rotation.rotated_entry(self.clock.time()))
         document = record.document  # holds every stored value: a bound that spares the count
         if document is None or len(document) + sum(map(len, changed.values())) > self.max_size:
             stored = record.fields

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import SessionLoginRequired, SessionStoreUnavailable, SessionUsageError
+from .indexing import login_user
 
 if TYPE_CHECKING:
     from .session import Session
@@ -64,7 +65,7 @@ def check_login(
         )
     state = session.state
     login = state.get(LOGIN_KEY)
-    if type(login) is not dict:
+    if login_user(state) is None or type(login) is not dict:  # logged in: as the users' index says
         raise SessionLoginRequired("login_required", "This route needs a logged-in session: log in first.")
     now = session.clock.time()
     logged_in_at = _time(login.get("at"))

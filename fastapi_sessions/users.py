@@ -98,12 +98,13 @@ class SessionUsers(Generic[D]):
         carry over: it is ended and the login starts a new, empty one. The same user logging in again
         keeps the data (an anonymous cart survives a login). ``connection`` is the request.
         """
-        client = connection.client
+        client = getattr(connection, "client", None)  # Starlette's; a Sanic request has .ip instead
+        ip = client.host if client is not None else getattr(connection, "ip", None)
         self.login_with(
             session,
             user,
             user_agent=connection.headers.get("user-agent"),
-            ip=None if client is None else client.host,
+            ip=ip if isinstance(ip, str) else None,
         )
 
     def login_with(self, session: D, user: str, *, user_agent: str | None, ip: str | None) -> None:
@@ -182,7 +183,9 @@ class SessionUsers(Generic[D]):
     async def _revoke(self, user: str, key: str) -> None:
         """Delete the session, then its index entry (never the other way: a session outside its
         user's index could no longer be revoked)."""
-        await _store("revoke a session", self._engine.store.delete(key))
+        # delete_session follows a rotation's forward: a session moved to a new key since the index
+        # was read (an automatic rotation in another request) ends too.
+        await _store("revoke a session", self._engine.delete_session(key))
         await self._indexing().removed(user, key)
 
     def _describe(self, item: IndexedSession, now: float, current_key: str | None) -> ActiveSession:

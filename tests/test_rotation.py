@@ -214,6 +214,20 @@ async def test_a_read_that_is_not_due_makes_one_store_call_and_a_rotation_one_wr
         assert dict(store.calls) == {"load": 1, "create": 1, "rename": 1}, "the forward, the move"
 
 
+async def test_a_regeneration_restarts_the_interval(clock: FakeClock) -> None:
+    """A login (regenerate) on a session older than the interval gives it its new ID; the next
+    request does not rotate it again."""
+    app, _ = rotating_app(MemoryStore(clock=clock), clock)
+    async with client_for(app) as client:
+        old = await seed(client)
+        clock.advance(INTERVAL)
+        assert (await client.post("/login")).status_code == 200
+        logged_in = client.cookies["session"]
+        assert session_id(logged_in) != session_id(old)
+        assert "set-cookie" not in (await client.get("/read")).headers
+        assert client.cookies["session"] == logged_in
+
+
 async def test_with_rotation_off_a_session_keeps_its_id(clock: FakeClock) -> None:
     app, _ = rotating_app(MemoryStore(clock=clock), clock, rotate_interval=None)
     async with client_for(app) as client:

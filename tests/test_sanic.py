@@ -826,6 +826,12 @@ async def test_the_sanic_door_logs_in_lists_and_revokes(clock: FakeClock) -> Non
         sessions.login(request.ctx.session, name, request)
         return text("ok")
 
+    @app.post("/login-as-typed/<name>")
+    async def login_as_typed(request: SanicRequest, name: str) -> HTTPResponse:
+        # The typed door's spelling works on Sanic too (a Sanic request has .ip, not .client).
+        sessions.users.login(request.ctx.session, name, request)  # type: ignore[arg-type]
+        return text("ok")
+
     @app.get("/sessions/<name>")
     async def listing(request: SanicRequest, name: str) -> HTTPResponse:
         found = await sessions.users.list_sessions(name, current=request.ctx.session)
@@ -844,3 +850,8 @@ async def test_the_sanic_door_logs_in_lists_and_revokes(clock: FakeClock) -> Non
     assert listed["ip"], "SESSION_RECORD_IP records request.ip"
     assert (await browser.post("/revoke-all/alice")).json() == 1
     assert (await browser.get("/sessions/alice")).json() == []
+    response = await browser.post("/login-as-typed/bob", headers={"user-agent": "Sanic laptop"})
+    assert response.status_code == 200
+    (listed,) = (await browser.get("/sessions/bob")).json()
+    assert (listed["ua"], listed["current"]) == ("Sanic laptop", True)
+    assert listed["ip"]

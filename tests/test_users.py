@@ -88,6 +88,7 @@ def typed_app(store: SessionStore, clock: FakeClock, **settings: Any) -> tuple[F
     sessions = SessionManager(UserSession, settings=make_settings(**settings), store=store, clock=clock)
     app = FastAPI()
     sessions.install(app)
+    app.state.sessions = sessions
     Session = Annotated[UserSession, Depends(sessions.get_session)]
     race = Race()
 
@@ -321,6 +322,24 @@ async def test_the_index_follows_an_automatic_rotation_and_revoke_ends_the_rotat
         assert (await client.get("/me")).json()["login"] is None
         other.cookies.set("session", old)
         assert (await other.get("/me")).json()["login"] is None, "the previous ID opens nothing either"
+
+
+async def test_a_revoke_that_read_the_index_before_a_rotation_still_ends_the_session(
+    store: HeldCreates, clock: FakeClock
+) -> None:
+    """``revoke_all`` reads the user's index, then deletes: a rotation by another request in between
+    moves the session to a new key, and the delete of the key it read must follow it there."""
+    app, _ = typed_app(store, clock, rotate_interval=600, rotate_grace=30)
+    sessions = app.state.sessions
+    async with browser(app) as client:
+        await client.post("/login/alice")
+        (listed_before,) = await store.index.index_sessions("alice", now=clock.time())
+        clock.advance(600)
+        old = client.cookies["session"]
+        await client.post("/cart/book")  # rotated by this request, after the index was read
+        assert client.cookies["session"] != old
+        await sessions.users._revoke("alice", listed_before.key)
+        assert (await client.get("/me")).json()["login"] is None, "the rotated session ended too"
 
 
 async def test_a_store_without_the_capability_says_which_one_it_lacks(clock: FakeClock) -> None:

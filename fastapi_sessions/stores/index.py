@@ -5,7 +5,7 @@ without it serves every other feature, and those helpers raise ``SessionConfigEr
 ``UserIndexStore``. ``MemoryStore`` and ``RedisStore`` have it; implement these three methods to give
 a custom store it, and run ``fastapi_sessions.testing.UserIndexConformance`` against it.
 
-Rules (each a check in ``fastapi_sessions.testing.INDEX_CHECKS``):
+Rules (each a check of ``fastapi_sessions.testing.UserIndexConformance``):
 
 * An entry is a session key and ``until``, a wall-clock time after which the session is surely dead
   (the engine gives its creation time plus ``SESSION_MAX_AGE``, which no session outlives). Entries
