@@ -17,6 +17,7 @@ from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionValueError
 from .session import live_session
+from .state import is_state_field, reserved_key
 from .values import MAX_DEPTH, check_text, too_deep, unencodable
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ class SessionDict(dict[str, Any]):
             raise SessionValueError(
                 f"session[{key!r}]", f"has a key of type {type(key).__name__}, but Session keys are str", ""
             )
+        if key[:1] == "$" and is_state_field(key):  # the library's own fields: a forged login, say
+            raise reserved_key(key)
         # The path is spelt only for a check that needs it: an ASCII key and an int or None value,
         # the common assignment, cost no string building (about 0.1 us a write, measured).
         if not key.isascii():

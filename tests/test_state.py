@@ -9,7 +9,13 @@ import pytest
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 
-from fastapi_sessions import SessionManager, SessionMiddleware, SessionValueError, request_session
+from fastapi_sessions import (
+    SessionDict,
+    SessionManager,
+    SessionMiddleware,
+    SessionValueError,
+    request_session,
+)
 from fastapi_sessions.state import STATE_PREFIX
 from fastapi_sessions.stores import MemoryStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
@@ -215,3 +221,18 @@ async def test_app_data_under_the_reserved_name_is_refused_and_nothing_is_lost(
         with pytest.raises(SessionValueError, match=r"\$fs:x"):
             await client.post(f"/set/{STATE_PREFIX}x/x")
         assert (await client.get("/read")).json() == {"data": {"user": "bob"}, "state": {"mark": "a"}}
+
+
+def test_a_dict_session_refuses_the_librarys_field_names_when_assigned() -> None:
+    """``session["$fs:login"] = ...`` fails at the assignment (as a value that is not JSON does), so
+    app code can never forge the library's state, and the error names the key."""
+    session = SessionDict({})
+    for assign in (
+        lambda: session.__setitem__("$fs:login", {"user": "admin"}),
+        lambda: session.update({"$fs:csrf": "x"}),
+        lambda: session.setdefault("$fs:flash", []),
+    ):
+        with pytest.raises(SessionValueError, match=r"\$fs:"):
+            assign()
+    session["$price"] = 3  # other names starting with $ are the app's own
+    assert dict(session) == {"$price": 3}
