@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from starlette import status
+from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection, Request
 
 from .csrfcheck import (
@@ -100,8 +102,19 @@ class CsrfProtect:
         return issue_token(await self.session(request))
 
     async def __call__(self, request: HTTPConnection) -> None:
-        """The dependency: nothing for safe methods and WebSockets; else the checks, or ``CsrfError``."""
-        if request.scope["type"] != "http" or request.scope["method"] in SAFE_METHODS:
+        """The dependency: nothing for safe methods; for a WebSocket handshake, the site check (close
+        code 1008); else every check, or ``CsrfError``."""
+        scope = request.scope
+        if scope["type"] != "http":
+            # A handshake carries no token, but a browser says where the page is: a page of another
+            # site opening a WebSocket with the user's cookie (SameSite=None) is refused.
+            https = request.url.scheme == "wss"
+            problem = site_problem(request.headers, https=https, trusted=self.trusted_origins)
+            if problem is not None:
+                security_log.warning("CSRF check failed for WebSocket %s: %s", scope["path"], problem)
+                raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason=problem[:120])
+            return
+        if scope["method"] in SAFE_METHODS:
             return
         problem = await self._problem(request)
         if problem is not None:

@@ -17,8 +17,10 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request, WebSocket
 from pydantic import BaseModel
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from fastapi_sessions import (
     CsrfProtect,
@@ -143,6 +145,12 @@ def add_shared_routes(app: FastAPI) -> None:
     @app.post("/json")
     async def json_body(note: Note) -> dict[str, str]:
         return {"note": note.text}
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
 
 
 @dataclass
@@ -546,3 +554,23 @@ async def test_the_token_survives_automatic_id_rotation_and_works_from_the_previ
         late = {"X-CSRF-Token": fresh, "Cookie": f"session={previous}"}
         client.cookies.clear()
         assert (await client.post("/change", headers=late)).status_code == 200
+
+
+@pytest.mark.parametrize("door", ["typed", "classic"])
+def test_a_websocket_handshake_from_another_site_is_closed_before_the_endpoint(
+    door: str, clock: FakeClock
+) -> None:
+    """Cross-site WebSocket hijacking: a handshake whose Origin is another site's is closed with code
+    1008 (policy violation); the app's own pages, and clients that send no Origin, connect."""
+    app = (typed_app if door == "typed" else classic_app)(MemoryStore(clock=clock), clock)
+    with TestClient(app, base_url="https://testserver") as client:
+        evil = {"origin": "https://evil.example"}
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect("wss://testserver/ws", headers=evil),
+        ):
+            pass
+        assert closed.value.code == 1008
+        for headers in ({"origin": "https://testserver"}, {}):
+            with client.websocket_connect("wss://testserver/ws", headers=headers) as ws:
+                assert ws.receive_text() == "hello"
