@@ -360,7 +360,11 @@ class SessionEngine(Generic[D]):
                     raise _cannot_send_cookie(key)
                 change = change._replace(fields=unrotated)
                 checks = {"expected": _expected(record, unrotated, removed)} if self.version_check else {}
-                result, followed = await self._update(key, record, change, ttl, checks, expiry)
+                result = await self._call(
+                    "update a session", self.store.update(key, change, ttl=ttl, **checks)
+                )
+                if result is WriteResult.MISSING:
+                    result, followed = await self._update_moved(key, record, change, ttl, checks, expiry)
                 followed = followed or moving
         elif session.regenerating:
 
@@ -369,12 +373,11 @@ class SessionEngine(Generic[D]):
 
             session_id, result = await self._move("regenerate a session", session, key, rename)
         elif changed or removed or expiry:
-            if session_id is None:  # reached through a forward: the record is the rotated one
-                result = await self._call(
-                    "update a session", self.store.update(key, change, ttl=ttl, **checks)
-                )
-            else:
-                result, followed = await self._update(key, record, change, ttl, checks, expiry)
+            result = await self._call("update a session", self.store.update(key, change, ttl=ttl, **checks))
+            # Gone: a concurrent rotation may have moved it (not when reached through a forward: the
+            # record is the rotated one already). The plain write pays one identity test.
+            if result is WriteResult.MISSING and self.rotation is not None and session_id is not None:
+                result, followed = await self._update_moved(key, record, change, ttl, checks, expiry)
         else:  # only the cookie key is stale: re-sign, nothing to write
             result = WriteResult.OK
         if result is not WriteResult.OK:
@@ -416,7 +419,7 @@ class SessionEngine(Generic[D]):
             return None
         return found[0]
 
-    async def _update(
+    async def _update_moved(
         self,
         key: str,
         record: SessionRecord,
@@ -425,13 +428,11 @@ class SessionEngine(Generic[D]):
         checks: Mapping[str, Mapping[str, bytes | None]],
         expiry: tuple[float, bool] | None,
     ) -> tuple[WriteResult, bool]:
-        """Update the session; if a concurrent rotation moved it, at its new key (then True)."""
-        result = await self._call("update a session", self.store.update(key, change, ttl=ttl, **checks))
-        if result is not WriteResult.MISSING:
-            return result, False
+        """The update that found ``key`` gone, at the key a concurrent rotation moved the session to
+        (then True); ``MISSING`` if it was not moved."""
         new_key = await self._follow(key, record)
         if new_key is None:
-            return result, False
+            return WriteResult.MISSING, False
         if expiry:
             raise _cannot_send_cookie(key)
         return await self._call(
