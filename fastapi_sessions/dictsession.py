@@ -188,6 +188,8 @@ class DictCodec:
     """The codec of ``SessionDict`` data: each top-level key is one stored field."""
 
     __slots__ = ("_live",)
+    checks_keys = True
+    """``SessionDict`` refuses the library's own field names when assigned: none reach a commit."""
 
     def __init__(self, live: Mapping[int, Session[Any]]) -> None:
         self._live = live

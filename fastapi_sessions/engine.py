@@ -32,7 +32,7 @@ from .rotation import ROTATION_FIELD, Rotation
 from .session import Loaded
 from .settings import SessionSettings
 from .signing import SessionSigner, could_be_ours, new_session_id, store_key
-from .state import encode_entry, is_state_field, may_hold_state, reserved_key, state_field
+from .state import STATE_MARK, encode_entry, is_state_field, reserved_key, state_field
 from .stores.base import (
     SessionChange,
     SessionMeta,
@@ -95,6 +95,9 @@ class SessionEngine(Generic[D]):
         self.users = UserIndexing(store, clock, self.max_age) if isinstance(store, UserIndexStore) else None
         """Keeps users' indexes of sessions in step with key changes; None for a store without one."""
         self.strip_state = codec.keeps_unknown_fields
+        # A dict session refuses the library's field names when assigned; a model that keeps unknown
+        # fields is checked at commit.
+        self.refuse_state = self.strip_state and not getattr(codec, "checks_keys", False)
         """Whether the library's own stored field must be kept out of what the codec decodes (a dict
         session, or a model that keeps or forbids unknown fields); a default model ignores it."""
         self.rotation = None if settings.rotate_interval is None else Rotation(settings, store, clock)
@@ -169,9 +172,14 @@ class SessionEngine(Generic[D]):
                 problem = self._problem(record)
                 if not problem:
                     try:
-                        data = self.codec.decode(
-                            _without_state(record) if self.strip_state else _document(record)
-                        )
+                        document = record.document
+                        if document is None:
+                            document = json_document(record.fields)
+                        # The library's own fields reach a dict (or a model that keeps or forbids
+                        # unknown fields) only if they are there: one search of the bytes, in C.
+                        if self.strip_state and document.find(STATE_MARK) >= 0:
+                            document = _without_state(record)
+                        data = self.codec.decode(document)
                     except CorruptRecordError as exc:  # a value that is not one JSON value
                         problem = f"is corrupt ({exc})"
                     except (ValueError, RecursionError) as exc:
@@ -214,7 +222,10 @@ class SessionEngine(Generic[D]):
         if record is None or record.meta.created_at != created_at or self._problem(record):
             return None
         try:
-            data = self.codec.decode(_without_state(record) if self.strip_state else _document(record))
+            document = _document(record)
+            if self.strip_state and document.find(STATE_MARK) >= 0:
+                document = _without_state(record)
+            data = self.codec.decode(document)
         except (CorruptRecordError, ValueError, RecursionError):
             return None  # the session's own ID finds it corrupt, and discards it
         log.debug("Session %s reached through the forward of its previous ID", ref(new_key))
@@ -290,7 +301,7 @@ class SessionEngine(Generic[D]):
         removed = (  # a set difference only when some field is really gone (never, for most models)
             _NONE if current.keys() >= baseline.keys() else frozenset(baseline.keys() - current.keys())
         )
-        if self.strip_state:
+        if self.refuse_state:
             _refuse_state_fields(changed)
         if session.state_changed:
             removed = self._state_changes(session, record, changed, removed)
@@ -478,7 +489,7 @@ class SessionEngine(Generic[D]):
         return removed | frozenset(gone) if gone else removed
 
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
-        if self.strip_state:
+        if self.refuse_state:
             _refuse_state_fields(current)
         fields = {name: self.codec.encode(name, value) for name, value in current.items()}
         if session.state_changed:
@@ -649,9 +660,6 @@ def _check_takes_expected(store: SessionStore) -> None:
 
 def _without_state(record: SessionRecord) -> bytes:
     """The record's JSON document without the library's own fields, for a codec that would keep them."""
-    document = _document(record)
-    if not may_hold_state(document):  # one search of the bytes, in C: the common case
-        return document
     fields = record.fields
     return json_document({name: value for name, value in fields.items() if not is_state_field(name)})
 

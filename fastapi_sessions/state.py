@@ -19,10 +19,10 @@ from pydantic_core import from_json, to_json
 from .exceptions import SessionValueError
 
 __all__ = [
+    "STATE_MARK",
     "STATE_PREFIX",
     "encode_entry",
     "is_state_field",
-    "may_hold_state",
     "reserved_key",
     "state_field",
     "stored_entry",
@@ -31,8 +31,9 @@ __all__ = [
 
 STATE_PREFIX = "$fs:"
 """The start of the name of every stored field that holds an entry of the library's own state."""
-_MARK = b'"' + STATE_PREFIX.encode()
-"""How such a field's name starts inside a record's JSON document."""
+STATE_MARK = b'"' + STATE_PREFIX.encode()
+"""How such a field's name starts inside a record's JSON document (search with ``bytes.find``: on
+Python 3.11, ``in`` first tries the needle as an int, raising and clearing a TypeError each time)."""
 
 
 def state_field(name: str) -> str:
@@ -74,11 +75,6 @@ def stored_state(fields: Mapping[str, bytes]) -> dict[str, Any]:
 def encode_entry(value: Any) -> bytes:
     """A state entry's value as the JSON stored in its field."""
     return to_json(value)
-
-
-def may_hold_state(document: bytes) -> bool:
-    """Whether a record's JSON document may hold a state field (a cheap test on the bytes)."""
-    return _MARK in document
 
 
 def reserved_key(name: str) -> SessionValueError:
