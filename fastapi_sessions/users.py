@@ -10,6 +10,7 @@ logout, revoke and when a logged-in session's key changes; a plain read never to
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,6 +21,7 @@ from .csrftokens import STATE_KEY as CSRF
 from .exceptions import SessionConfigError, SessionStoreUnavailable, SessionUsageError
 from .indexing import LOGIN, UserIndexing, login_user
 from .state import stored_entry
+from .stores.base import SessionRecord
 from .stores.index import IndexedSession
 
 if TYPE_CHECKING:
@@ -41,7 +43,8 @@ class ActiveSession:
     """One live session of a user, as ``SessionUsers.list_sessions`` reports it."""
 
     id: str
-    """A handle for ``revoke``: a hash of the session's store key, never its ID (it opens nothing)."""
+    """A handle for ``revoke``: random, made at login and kept while the session's ID rotates or is
+    regenerated; never the session's ID (it opens nothing)."""
     created_at: float
     """When the session was created (kept across logins and regenerations)."""
     login_at: float
@@ -60,8 +63,14 @@ class ActiveSession:
     """Whether this is the session of the request that asked (``current=``)."""
 
 
-def public_id(key: str) -> str:
-    """The handle an app shows for the session stored under ``key``."""
+def public_id(key: str, record: SessionRecord | None = None) -> str:
+    """The handle an app shows for a logged-in session: the login's own random handle, which stays
+    the same when the session's ID rotates or is regenerated; for a login recorded without one, a
+    hash of the store key."""
+    login = None if record is None else stored_entry(record.fields, LOGIN)
+    handle = login.get("id") if type(login) is dict else None
+    if type(handle) is str:
+        return handle
     return hashlib.blake2b(key.encode(), digest_size=12, person=b"fastapi-revoke").hexdigest()
 
 
@@ -128,6 +137,7 @@ class SessionUsers(Generic[D]):
             LOGIN,
             {
                 "user": user,
+                "id": secrets.token_hex(12),  # the revoke handle: kept while the ID changes
                 "at": self._engine.clock.time(),
                 "ua": None if user_agent is None else user_agent[:MAX_USER_AGENT],
                 "ip": ip if self._engine.settings.record_ip else None,
@@ -148,7 +158,7 @@ class SessionUsers(Generic[D]):
         such (already ended, or not theirs). A request on it that is running loses its changes (409)."""
         now = self._engine.clock.time()
         for item in await self._sessions(user, now):
-            if public_id(item.key) == session_id:
+            if public_id(item.key, item.record) == session_id:
                 await self._revoke(user, item.key)
                 return True
         return False
@@ -197,7 +207,7 @@ class SessionUsers(Generic[D]):
         idle = self._engine.settings.idle_timeout
         last_seen = None if idle is None else max(meta.created_at, min(now, ttl_ends - idle))
         return ActiveSession(
-            id=public_id(key),
+            id=public_id(key, record),
             created_at=meta.created_at,
             login_at=_number(login.get("at")),
             last_seen=last_seen,

@@ -153,7 +153,9 @@ async def test_login_gives_a_new_id_binds_the_user_and_records_when_and_what(
         assert after != before, "a login must change the session ID (fixation)"
         me = (await client.get("/me")).json()
         assert me["data"]["cart"] == ["book"], "the same browser's anonymous data survives its login"
-        assert me["login"] == {"user": "alice", "at": clock.time(), "ua": CHROME, "ip": None}
+        login = me["login"]
+        assert len(login.pop("id")) == 24, "a random revoke handle"
+        assert login == {"user": "alice", "at": clock.time(), "ua": CHROME, "ip": None}
     async with browser(app) as attacker:  # who planted or saw the pre-login cookie
         attacker.cookies.set("session", before)
         assert (await attacker.get("/me")).json()["login"] is None, "the pre-login ID opens nothing"
@@ -295,7 +297,7 @@ async def test_the_index_follows_a_regeneration(store: HeldCreates, clock: FakeC
         (before,) = await listed(client, "alice")
         await client.post("/regenerate")
         (after,) = await listed(client, "alice")
-        assert after["id"] != before["id"]
+        assert after["id"] == before["id"], "the revoke handle outlives the ID it was listed under"
         assert after["current"]
         assert len(await store.index.index_sessions("alice", now=clock.time())) == 1
 
@@ -315,9 +317,12 @@ async def test_the_index_follows_an_automatic_rotation_and_revoke_ends_the_rotat
         await client.post("/cart/book")  # due: rotated at this commit
         assert client.cookies["session"] != old
         (after,) = await listed(client, "alice")
-        assert after["id"] != before["id"]
+        assert after["id"] == before["id"], "a device list shown before the rotation still works"
         assert after["current"]
         assert len(await store.index.index_sessions("alice", now=clock.time())) == 1
+        assert (await other.post(f"/revoke/alice/{before['id']}")).json() is True
+        assert (await client.get("/me")).json()["login"] is None
+        await client.post("/login/alice")
         assert (await other.post("/revoke-all/alice")).json() == 1
         assert (await client.get("/me")).json()["login"] is None
         other.cookies.set("session", old)
