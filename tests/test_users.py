@@ -23,7 +23,6 @@ from fastapi_sessions import (
 )
 from fastapi_sessions.backends import Backend
 from fastapi_sessions.stores import IndexedSession, MemoryStore
-from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import FakeClock, RecordingStore
 
 from .backend_support import DictBackend
@@ -72,12 +71,14 @@ class HeldCreates(IndexRecordingStore):
         return await super().create(key, record, ttl=ttl)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[HeldCreates]:
     """The store under test, counted: a MemoryStore, or a RedisStore on this test's own prefix."""
     if request.param == "memory":
         yield HeldCreates(MemoryStore(clock=clock))
         return
+    from fastapi_sessions.stores.redis import RedisStore  # the [redis] extra: only where it runs
+
     url = request.getfixturevalue("redis_server_url")
     redis = RedisStore.from_url(url, prefix=request.getfixturevalue("redis_prefix"), timeout=HANG_GUARD)
     yield HeldCreates(redis)
