@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import SessionLoginRequired, SessionStoreUnavailable, SessionUsageError
 from .indexing import login_user
+from .state import stored_time
 
 if TYPE_CHECKING:
     from .session import Session
@@ -90,4 +91,5 @@ def check_login(
 
 def _time(value: object) -> float:
     """A stored clock time; minus infinity (long ago) for anything that is not a number."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -math.inf
+    time = stored_time(value)
+    return -math.inf if time is None else time

@@ -20,13 +20,13 @@ The time of the last rotation is the session's state entry ``"rotation"``: ``{"a
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import Any
 
 from pydantic_core import from_json, to_json
 
 from .clock import Clock
 from .settings import SessionSettings
-from .state import state_field, stored_entry
+from .state import state_field, stored_entry, stored_time
 from .stores.base import SessionMeta, SessionRecord, SessionStore, WriteResult
 
 __all__ = ["FORWARD_FIELD", "ROTATION_FIELD", "STATE_KEY", "Rotation", "forward_key"]
@@ -72,7 +72,8 @@ class Rotation:
         if last is None:
             rotation = stored_entry(record.fields, STATE_KEY)
             at = rotation.get("at") if type(rotation) is dict else None
-            last = at if _is_number(at) and created_at <= at else created_at
+            time = stored_time(at)
+            last = time if time is not None and created_at <= time else created_at
             if len(self._last) >= _REMEMBERED:  # keys of sessions rotated or gone since: start over
                 self._last.clear()
             self._last[key] = last
@@ -107,11 +108,7 @@ class Rotation:
             to, created_at = found["to"], found["created_at"]
         except (ValueError, TypeError, KeyError):
             return None
-        if type(to) is not str or not _is_number(created_at):
+        time = stored_time(created_at)
+        if type(to) is not str or time is None:
             return None
-        return to, created_at
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    """Whether a parsed JSON value is a number (not a bool, which is an int to Python)."""
-    return type(value) is float or type(value) is int
+        return to, time

@@ -27,6 +27,7 @@ __all__ = [
     "state_field",
     "stored_entry",
     "stored_state",
+    "stored_time",
 ]
 
 STATE_PREFIX = "$fs:"
@@ -70,6 +71,12 @@ def stored_state(fields: Mapping[str, bytes]) -> dict[str, Any]:
             if value is not None:
                 state[name[len(STATE_PREFIX) :]] = value
     return state
+
+
+def stored_time(value: object) -> float | None:
+    """A clock time read back from a state entry: the number, or None for anything else (a bool is
+    an int to Python, and no time)."""
+    return float(value) if type(value) is float or type(value) is int else None
 
 
 def encode_entry(value: Any) -> bytes:

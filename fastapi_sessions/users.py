@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 from .csrftokens import STATE_KEY as CSRF
 from .exceptions import SessionConfigError, SessionStoreUnavailable, SessionUsageError
 from .indexing import LOGIN, UserIndexing, login_user
-from .state import stored_entry
+from .state import stored_entry, stored_time
 from .stores.base import SessionRecord
 from .stores.index import IndexedSession
 
@@ -209,7 +209,7 @@ class SessionUsers(Generic[D]):
         return ActiveSession(
             id=public_id(key, record),
             created_at=meta.created_at,
-            login_at=_number(login.get("at")),
+            login_at=stored_time(login.get("at")) or 0.0,
             last_seen=last_seen,
             expires_at=min(ttl_ends, meta.expires_at, meta.created_at + self._engine.max_age),
             user_agent=_text(login.get("ua")),
@@ -239,10 +239,6 @@ async def _store(what: str, operation: Awaitable[T]) -> T:
             f"The session store failed to {what} ({type(exc).__name__}: {exc}). Check that the store "
             "is reachable."
         ) from exc
-
-
-def _number(value: Any) -> float:
-    return float(value) if type(value) in (int, float) else 0.0
 
 
 def _text(value: Any) -> str | None:
