@@ -290,6 +290,19 @@ async def test_inspect_never_extends_the_session(
 
 
 @pytest.mark.anyio
+async def test_inspect_takes_a_cookie_value_that_starts_with_a_dash(cli: Any, clock: FakeClock) -> None:
+    """One ID in 64 starts with '-': it is a value, not an option, wherever it stands."""
+    store = MemoryStore(clock=clock)
+    session_id = "-" + new_session_id()[1:]
+    record = SessionRecord({"a": b"1"}, SessionMeta(clock.time(), clock.time() + 3600))
+    await store.create(store_key(session_id, "session"), record, ttl=600)
+    cookie = SessionSigner([SECRET], max_age=3600, clock=clock, namespace="session").sign(session_id)
+    assert (await cli("inspect", cookie, "--json", store=store)).code == Exit.OK
+    assert (await cli("inspect", "--json", cookie, store=store)).code == Exit.OK
+    assert (await cli("inspect", "--", cookie, store=store)).code == Exit.OK
+
+
+@pytest.mark.anyio
 async def test_inspect_explains_a_value_of_another_shape(cli: Any) -> None:
     run = await cli("inspect", "not-a-cookie")
     assert run.code == Exit.NOT_FOUND

@@ -107,8 +107,8 @@ async def _find(
     if record is None:
         memory = f"\n{MEMORY_NOTE}" if context.is_memory(settings) else ""
         raise CliError(
-            "The cookie is genuine, but no session is stored for it: it expired, or was logged out, "
-            f"revoked or regenerated; or the app uses another store than this one "
+            "The cookie's signature is valid, but no session is stored for it: it expired, or was "
+            "logged out, revoked or regenerated; or the app uses another store than this one "
             f"({context.where(settings)}, SESSION_STORE_PREFIX={settings.store_prefix!r}).{memory}",
             Exit.NOT_FOUND,
         )

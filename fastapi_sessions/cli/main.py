@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..clock import Clock, SystemClock
+from ..signing import could_be_ours
 from ..stores.base import SessionStore
 from . import check, inspection, keys, maintenance, revoke
 from .context import CliError, Context, Exit
@@ -51,7 +52,7 @@ async def amain(
 ) -> int:
     """Run one command; its exit code. ``store``: a store to use instead of the one
     ``SESSION_STORE_URL`` names (one it cannot name: Sentinel, Cluster, your own), left open."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_cookie_values_last(sys.argv[1:] if argv is None else argv))
     context = Context(args.env_file, clock or SystemClock(), store)
     try:
         code: Exit = await args.run(args, context)
@@ -59,6 +60,20 @@ async def amain(
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
         return exc.code
     return code
+
+
+def _cookie_values_last(argv: Sequence[str]) -> list[str]:
+    """``argv`` with any session cookie value that starts with ``-`` moved to the end, after ``--``.
+
+    A cookie's ID is base64url, so one value in 64 starts with ``-``, which argparse would take for
+    an option; no option has a cookie value's exact shape.
+    """
+    if "--" in argv:
+        return list(argv)
+    dashed = [arg for arg in argv if arg.startswith("-") and could_be_ours(arg)]
+    if not dashed:
+        return list(argv)
+    return [arg for arg in argv if arg not in dashed] + ["--", *dashed]
 
 
 def main(
