@@ -2,12 +2,13 @@
 
 Not imported by ``fastapi_sessions`` itself: an app never loads it. One module per command or group:
 ``keys`` (``secret``), ``check``, ``inspection`` (``inspect``), ``revoke``, ``maintenance`` (``purge``,
-``stats``, ``create-table``); ``context`` holds what they share, ``main`` the parser.
+``stats``, ``create-table``); ``context`` holds what they share, ``tool`` the parser and the entry
+points.
 """
 
 from __future__ import annotations
 
 from .context import Exit
-from .main import amain, main
+from .tool import amain, main
 
 __all__ = ["Exit", "amain", "main"]
