@@ -20,8 +20,8 @@ __all__ = ["SessionSettings", "explain", "settings_from", "variable"]
 
 #: How to make a good key; quoted by every key error.
 KEY_HINT = (
-    'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))" '
-    "and set it as SESSION_SECRET_KEY."
+    "Generate one with: fastapi-sessions secret (or python -c "
+    '"import secrets; print(secrets.token_urlsafe(32))") and set it as SESSION_SECRET_KEY.'
 )
 MIN_KEY_LENGTH = 32
 # A random key of 32+ characters has far more (token_hex: ~14, token_urlsafe: ~30).
