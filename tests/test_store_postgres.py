@@ -1,0 +1,356 @@
+"""PostgresStore against a real server: the store contract, the table, purges, statistics, failures
+and an app on SESSION_STORE_URL. Each test has a schema of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from fastapi_sessions import SessionConfigError, SessionManager, SessionStoreError
+from fastapi_sessions.stores import (
+    CorruptRecordError,
+    SessionMeta,
+    SessionRecord,
+    SessionStore,
+    WriteResult,
+)
+from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait, session_store_key
+
+from .conftest import UserSession, make_app, make_settings
+from .postgres_support import asyncpg, postgres_schema
+
+pytest.importorskip("asyncpg")
+from fastapi_sessions.stores.postgres import PURGE_BATCH, PostgresStore, create_table
+
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
+
+HANG_GUARD = 30.0  # seconds: the stores' deadline here; only a hang reaches it
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[tuple[str, str]]:
+    async with postgres_schema() as found:
+        yield found
+
+
+@pytest.fixture
+async def pool(schema: tuple[str, str]) -> AsyncIterator[Any]:
+    connect, _ = schema
+    pool = await asyncpg.create_pool(connect, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def store(pool: Any, schema: tuple[str, str], clock: FakeClock) -> PostgresStore:
+    store = PostgresStore(pool, table=f"{schema[1]}.sessions", clock=clock, timeout=HANG_GUARD)
+    await store.create_table()
+    return store
+
+
+class TestPostgresStoreContract(StoreConformance):
+    """Every check, the races included, with the writers spread over two pools (two processes)."""
+
+    @pytest.fixture
+    async def store_harness(self, pool: Any, schema: tuple[str, str]) -> StoreHarness:
+        dsn, name = schema
+        clock = FakeClock()
+        store = PostgresStore(pool, table=f"{name}.sessions", clock=clock, timeout=HANG_GUARD)
+        await store.create_table()
+
+        async def connect() -> SessionStore:  # a store with a pool of its own, closed by the checks
+            return PostgresStore.from_url(url_of(dsn, name), clock=clock, timeout=HANG_GUARD)
+
+        return StoreHarness(store, clock.time, fake_wait(clock), connect=connect)
+
+
+def record(clock: FakeClock, fields: dict[str, bytes], life: float = 3600) -> SessionRecord:
+    now = clock.time()
+    return SessionRecord(fields, SessionMeta(now, now + life))
+
+
+async def rows(pool: Any, store: PostgresStore) -> dict[str, Any]:
+    table = store.table
+    return {row["key"]: row for row in await pool.fetch(f"SELECT * FROM {table}")}  # noqa: S608
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+async def test_create_table_is_idempotent_and_indexes_the_deadline(pool: Any, store: PostgresStore) -> None:
+    await store.create_table()
+    await create_table(pool, store.table)
+    schema, table = store.table.split(".")
+    indexes = await pool.fetch(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2", schema, table
+    )
+    assert any("(deadline)" in row["indexdef"] for row in indexes), indexes
+
+
+async def test_concurrent_create_tables_from_several_processes_all_succeed(
+    schema: tuple[str, str],
+) -> None:
+    connect, name = schema
+    pools = [await asyncpg.create_pool(connect, min_size=1, max_size=1) for _ in range(4)]
+    try:
+        async with anyio.create_task_group() as group:
+            for each in pools:
+                group.start_soon(create_table, each, f"{name}.racing")
+    finally:
+        for each in pools:
+            await each.close()
+
+
+@pytest.mark.parametrize("table", ["", "a.b.c", "sessions; DROP TABLE x", "1abc", "x" * 64])
+def test_a_table_name_that_is_not_an_identifier_is_refused(table: str) -> None:
+    with pytest.raises(SessionConfigError, match="table name"):
+        PostgresStore(None, table=table)
+
+
+async def test_a_missing_table_is_a_store_error_that_says_how_to_create_it(
+    pool: Any, clock: FakeClock
+) -> None:
+    store = PostgresStore(pool, table="no_such_sessions_table", clock=clock)
+    with pytest.raises(SessionStoreError, match=r"does not exist.*create_table"):
+        await store.load("k")
+
+
+# -- values -----------------------------------------------------------------------------------------
+
+
+async def test_values_come_back_byte_for_byte_and_version_checks_compare_them(
+    store: PostgresStore, clock: FakeClock
+) -> None:
+    """JSONB would reformat objects (spaces, key order) and escapes; the store keeps each text."""
+    fields = {"prefs": b'{"zeta":1,"a":[1, 2]}', "name": b'"\\u00e9\\u0000"', "n": b"1.50"}
+    assert await store.create("k", record(clock, fields), ttl=60) is WriteResult.OK
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert dict(loaded.fields) == fields
+    change = store_change({"prefs": b"{}"})
+    expected = {"prefs": loaded.fields["prefs"]}
+    assert await store.update("k", change, ttl=60, expected=expected) is WriteResult.OK
+
+
+def store_change(fields: dict[str, bytes]) -> Any:
+    from fastapi_sessions.stores import SessionChange
+
+    return SessionChange(fields)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ['{"user_id": 42}', "[1, 2]", '"text"', '{"cart": "[1,"}'],
+    ids=["value-not-a-text", "not-an-object", "a-string", "text-not-json"],
+)
+async def test_a_garbage_row_is_a_fresh_session_and_nothing_else_is_lost(
+    pool: Any, store: PostgresStore, clock: FakeClock, stored: str
+) -> None:
+    sessions = SessionManager(
+        UserSession, settings=make_settings(cookie_secure=False), store=store, clock=clock
+    )
+    app = make_app(sessions)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        good = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t")
+        async with good:
+            await good.post("/login/7")
+            await client.post("/login/8")
+            key = session_store_key(client.cookies["session"].split(".", 1)[0])
+            await pool.execute(
+                f"UPDATE {store.table} SET fields = $2::jsonb WHERE key = $1",  # noqa: S608
+                store.prefix + key,
+                stored,
+            )
+            if stored != '{"cart": "[1,"}':
+                with pytest.raises(CorruptRecordError):
+                    await store.load(key)
+            answer = await client.get("/me")
+            assert answer.status_code == 200
+            assert answer.json()["user_id"] is None, "a fresh session"
+            assert (await good.get("/me")).json()["user_id"] == 7, "the other session is intact"
+        assert store.prefix + key not in await rows(pool, store), "the garbage row was removed"
+
+
+# -- expired rows -----------------------------------------------------------------------------------
+
+
+async def test_purge_removes_expired_rows_in_batches_and_keeps_live_ones(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    now, expired, live = clock.time(), PURGE_BATCH * 2 + 5, 10
+    await pool.executemany(
+        f"INSERT INTO {store.table} VALUES ($1, '{{}}', $2::float8, $2::float8 + 100, false, 0, $3)",  # noqa: S608
+        [(f"session:dead{i}", now - 10, now - 1 - i % 7) for i in range(expired)]
+        + [(f"session:live{i}", now, now + 50) for i in range(live)],
+    )
+    assert await store.stats() == {
+        "sessions": live,
+        "expired": expired,
+        "bytes": pytest.approx((await store.stats())["bytes"]),
+        "table": store.table,
+    }
+    assert await store.purge_expired() == expired
+    assert len(await rows(pool, store)) == live
+    assert await store.purge_expired() == 0
+    clock.advance(60)
+    assert (await store.stats())["expired"] == live
+    assert await store.purge_expired() == live
+
+
+async def test_the_purge_uses_the_deadline_index(pool: Any, store: PostgresStore) -> None:
+    await pool.execute(f"ANALYZE {store.table}")
+    async with pool.acquire() as connection:
+        await connection.execute("SET enable_seqscan = off")  # a tiny table: make the planner choose
+        plan = await connection.fetch("EXPLAIN " + store._sql.purge, 0.0, PURGE_BATCH)
+    assert "deadline_idx" in "\n".join(row[0] for row in plan)
+
+
+async def test_stats_count_live_and_expired_rows_and_the_size(
+    store: PostgresStore, clock: FakeClock
+) -> None:
+    await store.create("a", record(clock, {"x": b"1"}), ttl=10)
+    await store.create("b", record(clock, {"x": b"1"}), ttl=100)
+    clock.advance(20)
+    stats = await store.stats()
+    assert (stats["sessions"], stats["expired"]) == (1, 1)
+    assert isinstance(stats["bytes"], int)
+    assert stats["bytes"] > 0
+
+
+class Ticks:
+    """A background purge's ``sleep``: each wait returns when the test lets one tick through."""
+
+    def __init__(self) -> None:
+        self.waiting = anyio.Event()
+        self.go = anyio.Event()
+        self.intervals: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.intervals.append(seconds)
+        self.waiting.set()
+        await self.go.wait()
+        self.go = anyio.Event()
+
+    async def tick(self) -> None:
+        """Let the purge run once, and wait until it is waiting again."""
+        await self.waiting.wait()
+        self.waiting = anyio.Event()
+        self.go.set()
+        await self.waiting.wait()
+
+
+async def test_the_background_purge_starts_with_the_first_read_and_stops_with_the_store(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    ticks = Ticks()
+    purging = PostgresStore(pool, table=store.table, clock=clock, purge_interval=30, sleep=ticks.sleep)
+    await purging.create("old", record(clock, {"x": b"1"}), ttl=10)
+    await purging.create("new", record(clock, {"x": b"1"}), ttl=1000)
+    clock.advance(20)
+    assert purging._purger is None, "nothing runs before the store is used"
+    await purging.load("new")
+    await ticks.tick()
+    assert set(await rows(pool, store)) == {"session:new"}
+    assert ticks.intervals == [30, 30]
+    await purging.aclose()
+    assert purging._purger is None
+    assert pool._closed is False, "a pool passed in stays open"
+
+
+async def test_a_failing_background_purge_is_logged_and_tried_again(
+    store: PostgresStore, clock: FakeClock, pool: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = Ticks()
+    broken = PostgresStore(pool, table="missing_table", clock=clock, purge_interval=5, sleep=ticks.sleep)
+    with pytest.raises(SessionStoreError):
+        await broken.load("k")
+    await ticks.tick()
+    await ticks.tick()
+    assert caplog.text.count("Background purge of expired sessions failed") == 2
+    await broken.aclose()
+
+
+# -- failures -----------------------------------------------------------------------------------------
+
+
+async def test_an_unreachable_server_is_a_store_error_and_a_503(clock: FakeClock, tmp_path: Any) -> None:
+    url = f"postgresql://app:secret-password@/test?host={tmp_path}&port=5999"
+    settings = make_settings(store_url=url, cookie_secure=False)
+    sessions = SessionManager(UserSession, settings=settings, clock=clock)
+    with pytest.raises(SessionStoreError, match="PostgreSQL") as raised:
+        await sessions.store.load("k")
+    assert "secret-password" not in str(raised.value)
+    app = make_app(sessions)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        client.cookies["session"] = "x"
+        answer = await client.post("/login/1")
+    assert answer.status_code == 503
+    await sessions.store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://u:pw@h/db?max_connections=zero", "max_connections"),
+        ("postgresql://u:pw@h/db?max_connections=0", "at least 1"),
+        ("postgresql://u:pw@h/db?purge_interval=-1", "purge_interval"),
+        ("postgresql://u:pw@h/db?table=x;y", "table name"),
+    ],
+)
+def test_a_bad_store_url_is_refused_at_start_up_without_its_password(url: str, problem: str) -> None:
+    with pytest.raises(SessionConfigError, match=problem) as raised:
+        SessionManager(UserSession, settings=make_settings(store_url=url))
+    assert "SESSION_STORE_URL" in str(raised.value)
+    assert "pw" not in str(raised.value).replace("postgresql://u@h/db", "")
+
+
+def test_wait_replicas_is_refused_with_a_postgres_url() -> None:
+    settings = make_settings(store_url="postgresql://localhost/db", store_wait_replicas=1)
+    with pytest.raises(SessionConfigError, match="SESSION_STORE_WAIT_REPLICAS"):
+        SessionManager(UserSession, settings=settings)
+
+
+# -- an app on SESSION_STORE_URL -----------------------------------------------------------------------
+
+
+def url_of(dsn: str, name: str, **query: str) -> str:
+    """``dsn`` with the store's own options added to its query."""
+    options = "&".join(f"{key}={value}" for key, value in query.items())
+    return f"{dsn}{'&' if '?' in dsn else '?'}{options}&table={name}.sessions"
+
+
+async def test_an_app_on_a_postgres_url_keeps_its_sessions_in_the_table(
+    schema: tuple[str, str], pool: Any, clock: FakeClock
+) -> None:
+    connect, name = schema
+    await create_table(pool, f"{name}.sessions")
+    settings = make_settings(
+        store_url=url_of(connect, name, max_connections="3"),
+        store_prefix="app1:",
+        cookie_secure=False,
+        idle_timeout=600,
+        concurrency="version_check",
+    )
+    sessions = SessionManager(UserSession, settings=settings, clock=clock)
+    app = make_app(sessions)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        assert (await client.post("/login/5", follow_redirects=True)).json()["user_id"] == 5
+        await client.post("/cart/apple")
+        me = (await client.get("/me")).json()
+        assert (me["user_id"], me["cart"]) == (5, ["apple"])
+        stored = await pool.fetch(f"SELECT key, fields FROM {name}.sessions")  # noqa: S608
+        assert len(stored) == 1
+        assert stored[0]["key"].startswith("app1:")
+        assert json.loads(json.loads(stored[0]["fields"])["cart"]) == ["apple"]
+        clock.advance(601)
+        assert (await client.get("/me")).json()["user_id"] is None, "idle for longer than the timeout"
+    store = sessions.store
+    assert isinstance(store, PostgresStore)
+    assert store.pool._maxsize == 3
+    await store.aclose()
+    assert store.pool is None
