@@ -354,3 +354,83 @@ async def test_an_app_on_a_postgres_url_keeps_its_sessions_in_the_table(
     assert store.pool._maxsize == 3
     await store.aclose()
     assert store.pool is None
+
+
+# -- the rolling expiry, deadlines and lost answers ---------------------------------------------------
+
+
+async def deadline_of(pool: Any, store: PostgresStore, key: str) -> float:
+    sql = f"SELECT deadline FROM {store.table} WHERE key = $1"  # noqa: S608
+    found: float = await pool.fetchval(sql, store.prefix + key)
+    return found
+
+
+async def test_a_touch_rewrites_the_row_only_when_it_moves_the_deadline_by_more_than_one_percent(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    await store.create("k", record(clock, {"x": b"1"}), ttl=1000)
+    created = await deadline_of(pool, store, "k")
+    clock.advance(5)  # a touch now would gain 5 s: less than 1% of 1000
+    assert await store.load("k", touch=1000) is not None
+    assert await deadline_of(pool, store, "k") == created
+    clock.advance(20)
+    assert await store.load("k", touch=1000) is not None
+    assert await deadline_of(pool, store, "k") == clock.time() + 1000
+    assert await store.load("k", touch=100) is not None, "a shorter touch moves the deadline closer"
+    assert await deadline_of(pool, store, "k") == clock.time() + 100
+
+
+async def test_a_call_held_up_past_the_timeout_is_a_store_error_and_the_pool_recovers(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    """Another transaction holds the row's lock for as long as the test wants: the store's deadline
+    is what ends the wait, however fast the machine."""
+    await store.create("k", record(clock, {"x": b"1"}), ttl=100)
+    hasty = PostgresStore(pool, table=store.table, clock=clock, timeout=0.2)
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute(f"SELECT 1 FROM {store.table} WHERE key = 'session:k' FOR UPDATE")  # noqa: S608
+        with pytest.raises(SessionStoreError, match=r"did not answer a session update within 0.2 s"):
+            await hasty.update("k", store_change({"x": b"2"}), ttl=100)
+    assert await hasty.update("k", store_change({"x": b"3"}), ttl=100) is WriteResult.OK
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert loaded.fields["x"] == b"3"
+
+
+class LosingPool:
+    """A pool that loses the answer of the rename statement: after running it (``ran``), or
+    before sending it."""
+
+    def __init__(self, pool: Any, rename_sql: str, *, ran: bool) -> None:
+        self.pool, self.rename_sql, self.ran = pool, rename_sql, ran
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pool, name)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        if sql == self.rename_sql:
+            if self.ran:
+                await self.pool.fetchrow(sql, *args)
+            raise ConnectionResetError("connection lost before the answer came")
+        return await self.pool.fetchrow(sql, *args)
+
+
+@pytest.mark.parametrize("ran", [True, False], ids=["it-moved", "it-never-ran"])
+async def test_a_rename_whose_answer_is_lost_finds_out_whether_it_moved(
+    pool: Any, store: PostgresStore, clock: FakeClock, ran: bool
+) -> None:
+    await store.create("old", record(clock, {"user_id": b"1"}), ttl=100)
+    losing = PostgresStore(LosingPool(pool, store._sql.rename, ran=ran), table=store.table, clock=clock)
+    change = store_change({"user_id": b"2"})
+    if ran:
+        assert await losing.rename("old", "new", change, ttl=100) is WriteResult.OK
+        assert await store.load("old") is None
+        moved = await store.load("new")
+        assert moved is not None
+        assert moved.fields["user_id"] == b"2"
+    else:
+        with pytest.raises(SessionStoreError, match="connection lost"):
+            await losing.rename("old", "new", change, ttl=100)
+        kept = await store.load("old")
+        assert kept is not None, "the old session stays usable with the old cookie"
+        assert await store.load("new") is None

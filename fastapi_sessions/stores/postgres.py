@@ -387,7 +387,7 @@ class PostgresStore:
             with suppress(asyncio.CancelledError):
                 await purger
         if self._dsn is not None and self.pool is not None:
-            pool, self.pool = self.pool, None
+            pool, self.pool, self._opening = self.pool, None, None  # reopened on another loop if used
             await pool.close()
 
 

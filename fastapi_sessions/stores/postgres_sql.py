@@ -140,9 +140,12 @@ def statements(name: str, index: str) -> Statements:
         delete=f"DELETE FROM {name} WHERE key = $1",
         # A batch of the rows dead longest, through the deadline index; rows another purge holds are
         # skipped, so purges on several workers share the work instead of waiting on each other.
+        # ``= ANY(ARRAY(...))``: the keys found are deleted through the primary key (an ``IN``
+        # could be planned as a join with a scan of the whole table).
         purge=(
-            f"DELETE FROM {name} WHERE key IN (SELECT key FROM {name} WHERE deadline <= $1::float8 "
-            "ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED) AND deadline <= $1::float8"
+            f"DELETE FROM {name} WHERE key = ANY(ARRAY(SELECT key FROM {name} "
+            "WHERE deadline <= $1::float8 ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)) "
+            "AND deadline <= $1::float8"
         ),
         stats=(
             f"SELECT (SELECT count(*) FROM {name} WHERE deadline > $1::float8) AS sessions, "
