@@ -19,7 +19,14 @@ from fastapi_sessions.stores import (
     SessionStore,
     WriteResult,
 )
-from fastapi_sessions.testing import FakeClock, StoreConformance, StoreHarness, fake_wait, session_store_key
+from fastapi_sessions.testing import (
+    FakeClock,
+    StoreConformance,
+    StoreHarness,
+    UserIndexConformance,
+    fake_wait,
+    session_store_key,
+)
 
 from .conftest import UserSession, make_app, make_settings
 from .postgres_support import asyncpg, postgres_schema
@@ -53,7 +60,7 @@ async def store(pool: Any, schema: tuple[str, str], clock: FakeClock) -> Postgre
     return store
 
 
-class TestPostgresStoreContract(StoreConformance):
+class TestPostgresStoreContract(StoreConformance, UserIndexConformance):
     """Every check, the races included, with the writers spread over two pools (two processes)."""
 
     @pytest.fixture
@@ -106,7 +113,7 @@ async def test_concurrent_create_tables_from_several_processes_all_succeed(
             await each.close()
 
 
-@pytest.mark.parametrize("table", ["", "a.b.c", "sessions; DROP TABLE x", "1abc", "x" * 64])
+@pytest.mark.parametrize("table", ["", "a.b.c", "sessions; DROP TABLE x", "1abc", "x" * 41])
 def test_a_table_name_that_is_not_an_identifier_is_refused(table: str) -> None:
     with pytest.raises(SessionConfigError, match="table name"):
         PostgresStore(None, table=table)
@@ -434,3 +441,15 @@ async def test_a_rename_whose_answer_is_lost_finds_out_whether_it_moved(
         kept = await store.load("old")
         assert kept is not None, "the old session stays usable with the old cookie"
         assert await store.load("new") is None
+
+
+async def test_the_purge_drops_index_entries_of_users_who_never_came_back(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    now = clock.time()
+    await store.index_add("gone", "a", until=now + 10, now=now)
+    await store.index_add("back", "b", until=now + 1000, now=now)
+    clock.advance(20)
+    await store.purge_expired()
+    users = await pool.fetch(f"SELECT user_id FROM {store.table}_users")  # noqa: S608
+    assert [row["user_id"] for row in users] == ["session:back"]

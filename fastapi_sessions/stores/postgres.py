@@ -15,8 +15,6 @@ deadline index: by a cron job or the CLI, or every ``purge_interval`` seconds by
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -33,8 +31,10 @@ except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox s
 from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError, SessionStoreError
 from ..logs import log
-from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult
-from .postgres_sql import quoted_table, statements
+from .base import SessionChange, SessionRecord, WriteResult
+from .postgres_index import PostgresUserIndex
+from .postgres_rows import decode_row, encode_fields
+from .postgres_sql import statements
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _deadline
@@ -68,28 +68,11 @@ _URL_OPTIONS = {"table", "max_connections", "purge_interval"}
 _FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-def _encode(fields: Mapping[str, bytes]) -> str:
-    """The JSONB object of ``fields``: each value's JSON text as a string (see ``postgres_sql``)."""
-    return json.dumps({name: value.decode() for name, value in fields.items()}, ensure_ascii=False)
-
-
-def _record(row: Any) -> SessionRecord:
-    """A record from a row of ``COLUMNS``; ``CorruptRecordError`` when the row is no session."""
-    stored, created_at, expires_at, persistent, version = row
-    try:
-        fields = {name: value.encode() for name, value in json.loads(stored).items()}
-    except (AttributeError, TypeError, ValueError) as exc:  # not an object of strings
-        raise CorruptRecordError(f"the row's fields are not an object of JSON texts ({exc})") from exc
-    if not (math.isfinite(created_at) and math.isfinite(expires_at)):
-        raise CorruptRecordError(f"the row has a time that is not finite ({created_at}, {expires_at})")
-    return SessionRecord(fields, SessionMeta(created_at, expires_at, persistent, version))
-
-
 def _expected(expected: Mapping[str, bytes | None]) -> tuple[str, list[str]]:
     """The fields that must hold these values, as ``_encode`` stores them, and those that must be
     absent."""
     held = {name: value for name, value in expected.items() if value is not None}
-    return _encode(held), [name for name, value in expected.items() if value is None]
+    return encode_fields(held), [name for name, value in expected.items() if value is None]
 
 
 def _redacted(url: str) -> str:
@@ -101,7 +84,7 @@ def _redacted(url: str) -> str:
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
-class PostgresStore:
+class PostgresStore(PostgresUserIndex):
     """Sessions as rows of one PostgreSQL table, with every rule of ``SessionStore``.
 
     ``pool`` is an ``asyncpg`` pool the app creates and closes (``aclose`` leaves it open);
@@ -129,13 +112,12 @@ class PostgresStore:
                 f"purge_interval must be a positive number of seconds (or None: no background purge), "
                 f"not {purge_interval!r}."
             )
-        name, index = quoted_table(table)
         self.pool = pool
         self.table = table
         self.prefix = prefix
         self.timeout = timeout
         self.purge_interval = purge_interval
-        self._sql = statements(name, index)
+        self._sql = statements(table)
         self._clock: Clock = clock or SystemClock()
         self._sleep = sleep
         self._purger: asyncio.Task[None] | None = None
@@ -260,7 +242,7 @@ class PostgresStore:
         else:
             sql, slack = self._sql.load_touch, touch * TOUCH_SLACK
             row = await self._call("read", "fetchrow", sql, self.prefix + key, now, touch, slack)
-        return None if row is None else _record(row)
+        return None if row is None else decode_row(row)
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
         created_at, expires_at, persistent, version = record.meta
@@ -268,7 +250,7 @@ class PostgresStore:
             "create",
             "fetchval",
             self._sql.create,
-            *(self.prefix + key, self._clock.time(), _encode(record.fields)),
+            *(self.prefix + key, self._clock.time(), encode_fields(record.fields)),
             *(created_at, expires_at, persistent, version, ttl),
         )
         return WriteResult.OK if written else WriteResult.EXISTS
@@ -277,7 +259,7 @@ class PostgresStore:
         """The parameters $1 to $7 of an update or a rename."""
         fields, removed, expires_at, persistent = change
         now = self._clock.time()
-        return (self.prefix + key, now, _encode(fields), list(removed), expires_at, persistent, ttl)
+        return (self.prefix + key, now, encode_fields(fields), list(removed), expires_at, persistent, ttl)
 
     async def update(
         self,
@@ -345,12 +327,20 @@ class PostgresStore:
 
     async def purge_expired(self) -> int:
         """Remove the expired rows, ``PURGE_BATCH`` at a time through the deadline index; how many.
+        User index entries past their bound go too (those of users who never came back).
 
         Safe to run from several processes at once: each batch skips the rows another one holds.
         """
-        now, removed = self._clock.time(), 0
+        now = self._clock.time()
+        removed = await self._purge("purge", self._sql.purge, now)
+        await self._purge("purge of the user index", self._sql.purge_index, now)
+        return removed
+
+    async def _purge(self, what: str, sql: str, now: float) -> int:
+        """Run the batch delete ``sql`` until a batch comes back short; the rows removed."""
+        removed = 0
         while True:
-            status = await self._call("purge", "execute", self._sql.purge, now, PURGE_BATCH)
+            status = await self._call(what, "execute", sql, now, PURGE_BATCH)
             batch = int(status.rsplit(" ", 1)[-1])
             removed += batch
             if batch < PURGE_BATCH:

@@ -24,24 +24,33 @@ from typing import NamedTuple
 
 from ..exceptions import SessionConfigError
 
-__all__ = ["Statements", "quoted_table", "statements"]
+__all__ = ["Statements", "statements"]
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+# At most 40 characters: the names of the user index table and of the indexes add up to 23 more,
+# and PostgreSQL cuts identifiers at 63 (two long table names could then share an index name).
 
 COLUMNS = "fields, created_at, expires_at, persistent, version"
 """What a load returns, in the order ``PostgresStore`` reads it."""
 
 
-def quoted_table(table: str) -> tuple[str, str]:
-    """``table`` (``name`` or ``schema.name``) quoted for SQL, and the name of its deadline index."""
+def _names(table: str) -> tuple[str, ...]:
+    """The table, its deadline index, its user index table and that one's index, quoted."""
     parts = table.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
         raise SessionConfigError(
             f"Not a table name the PostgreSQL session store accepts: {table!r}. Use a plain "
-            "identifier (letters, digits, underscores; at most 63) or schema.table, e.g. "
+            "identifier (letters, digits, underscores; at most 40) or schema.table, e.g. "
             "'fastapi_sessions' or 'app.sessions'."
         )
-    return ".".join(f'"{part}"' for part in parts), f'"{parts[-1]}_deadline_idx"'
+    schema = "".join(f'"{part}".' for part in parts[:-1])
+    last = parts[-1]
+    return (
+        f'{schema}"{last}"',
+        f'"{last}_deadline_idx"',
+        f'{schema}"{last}_users"',
+        f'"{last}_users_until_idx"',
+    )
 
 
 class Statements(NamedTuple):
@@ -58,11 +67,17 @@ class Statements(NamedTuple):
     lock: str
     delete: str
     purge: str
+    purge_index: str
     stats: str
+    index_add: str
+    index_remove: str
+    index_list: str
 
 
-def statements(name: str, index: str) -> Statements:
-    """The statements for the table ``name`` and its deadline ``index``, as ``quoted_table`` gives them."""
+def statements(table: str) -> Statements:
+    """The statements for ``table`` (``name`` or ``schema.name``); ``SessionConfigError`` if that is
+    not an identifier."""
+    name, index, users, users_index = _names(table)
     live = f"{name}.deadline > $2::float8"
     new_fields = f"({name}.fields - $4::text[]) || $3::jsonb"
     expires = f"coalesce($5::float8, {name}.expires_at)"
@@ -86,7 +101,14 @@ def statements(name: str, index: str) -> Statements:
             "    version bigint NOT NULL,\n"
             "    deadline double precision NOT NULL\n"
             ");\n"
-            f"CREATE INDEX IF NOT EXISTS {index} ON {name} (deadline);"
+            f"CREATE INDEX IF NOT EXISTS {index} ON {name} (deadline);\n"
+            f"CREATE TABLE IF NOT EXISTS {users} (\n"
+            "    user_id text NOT NULL,\n"
+            "    key text NOT NULL,\n"
+            "    until double precision NOT NULL,\n"
+            "    PRIMARY KEY (user_id, key)\n"
+            ");\n"
+            f"CREATE INDEX IF NOT EXISTS {users_index} ON {users} (until);"
         ),
         load=f"SELECT {COLUMNS} FROM {name} WHERE key = $1 AND {live}",
         # The row is rewritten only when the touch moves its deadline by more than $4 seconds (a
@@ -147,9 +169,30 @@ def statements(name: str, index: str) -> Statements:
             "WHERE deadline <= $1::float8 ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)) "
             "AND deadline <= $1::float8"
         ),
+        # Entries past their bound, of users who never came back: the ctids of rows this statement
+        # locked, so they cannot move before the delete.
+        purge_index=(
+            f"DELETE FROM {users} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {users} "
+            "WHERE until <= $1::float8 LIMIT $2 FOR UPDATE SKIP LOCKED))"
+        ),
         stats=(
             f"SELECT (SELECT count(*) FROM {name} WHERE deadline > $1::float8) AS sessions, "
             f"(SELECT count(*) FROM {name} WHERE deadline <= $1::float8) AS expired, "
             f"pg_total_relation_size('{name}') AS bytes"
+        ),
+        # The user index ($1: prefix + user). Each write first drops the user's entries past the
+        # index's now ($4 / $2): expired logins leave without a scan.
+        index_add=(
+            f"WITH pruned AS (DELETE FROM {users} WHERE user_id = $1 AND until <= $4::float8) "
+            f"INSERT INTO {users} (user_id, key, until) VALUES ($1, $2, $3::float8) "
+            "ON CONFLICT (user_id, key) DO UPDATE SET until = EXCLUDED.until"
+        ),
+        index_remove=f"DELETE FROM {users} WHERE user_id = $1 AND key = $2",
+        # The sessions listed: entries within their bound whose row is live on the store's clock ($3).
+        index_list=(
+            f"WITH pruned AS (DELETE FROM {users} WHERE user_id = $1 AND until <= $2::float8) "
+            f"SELECT u.key, s.fields, s.created_at, s.expires_at, s.persistent, s.version, s.deadline "
+            f"FROM {users} AS u JOIN {name} AS s ON s.key = u.key "
+            "WHERE u.user_id = $1 AND u.until > $2::float8 AND s.deadline > $3::float8"
         ),
     )
