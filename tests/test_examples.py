@@ -427,11 +427,11 @@ async def test_postgres_app_login_cart_logout_on_a_real_postgres(
     load_example: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("asyncpg")
-    from .postgres_support import postgres_schema
+    from .postgres_support import postgres_schema, store_url
 
     async with postgres_schema() as (dsn, schema):
         monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
-        monkeypatch.setenv("SESSION_STORE_URL", f"{dsn}&table={schema}.sessions")
+        monkeypatch.setenv("SESSION_STORE_URL", store_url(dsn, f"{schema}.sessions"))
         module = load_example("postgres_app")
         assert await module.server_answers() == ""
         await module.store.create_table()  # the app's lifespan does it; the test client runs none

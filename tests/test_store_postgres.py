@@ -29,7 +29,7 @@ from fastapi_sessions.testing import (
 )
 
 from .conftest import UserSession, make_app, make_settings
-from .postgres_support import asyncpg, postgres_schema
+from .postgres_support import asyncpg, postgres_schema, store_url
 
 pytest.importorskip("asyncpg")
 from fastapi_sessions.stores.postgres import PURGE_BATCH, PostgresStore, create_table
@@ -71,7 +71,9 @@ class TestPostgresStoreContract(StoreConformance, UserIndexConformance):
         await store.create_table()
 
         async def connect() -> SessionStore:  # a store with a pool of its own, closed by the checks
-            return PostgresStore.from_url(url_of(dsn, name), clock=clock, timeout=HANG_GUARD)
+            return PostgresStore.from_url(
+                store_url(dsn, f"{name}.sessions"), clock=clock, timeout=HANG_GUARD
+            )
 
         return StoreHarness(store, clock.time, fake_wait(clock), connect=connect)
 
@@ -251,16 +253,15 @@ class Ticks:
         await self.waiting.wait()
 
 
-async def test_the_background_purge_starts_with_the_first_read_and_stops_with_the_store(
+async def test_the_background_purge_starts_with_the_first_call_and_stops_with_the_store(
     pool: Any, store: PostgresStore, clock: FakeClock
 ) -> None:
     ticks = Ticks()
     purging = PostgresStore(pool, table=store.table, clock=clock, purge_interval=30, sleep=ticks.sleep)
+    assert purging._purger is None, "nothing runs before the store is used"
     await purging.create("old", record(clock, {"x": b"1"}), ttl=10)
     await purging.create("new", record(clock, {"x": b"1"}), ttl=1000)
     clock.advance(20)
-    assert purging._purger is None, "nothing runs before the store is used"
-    await purging.load("new")
     await ticks.tick()
     assert set(await rows(pool, store)) == {"session:new"}
     assert ticks.intervals == [30, 30]
@@ -325,19 +326,13 @@ def test_wait_replicas_is_refused_with_a_postgres_url() -> None:
 # -- an app on SESSION_STORE_URL -----------------------------------------------------------------------
 
 
-def url_of(dsn: str, name: str, **query: str) -> str:
-    """``dsn`` with the store's own options added to its query."""
-    options = "&".join(f"{key}={value}" for key, value in query.items())
-    return f"{dsn}{'&' if '?' in dsn else '?'}{options}&table={name}.sessions"
-
-
 async def test_an_app_on_a_postgres_url_keeps_its_sessions_in_the_table(
     schema: tuple[str, str], pool: Any, clock: FakeClock
 ) -> None:
     connect, name = schema
     await create_table(pool, f"{name}.sessions")
     settings = make_settings(
-        store_url=url_of(connect, name, max_connections="3"),
+        store_url=store_url(connect, f"{name}.sessions", max_connections="3", purge_interval="60"),
         store_prefix="app1:",
         cookie_secure=False,
         idle_timeout=600,
@@ -359,6 +354,8 @@ async def test_an_app_on_a_postgres_url_keeps_its_sessions_in_the_table(
     store = sessions.store
     assert isinstance(store, PostgresStore)
     assert store.pool._maxsize == 3
+    assert store.purge_interval == 60
+    assert store._purger is not None, "the first read started the background purge"
     await store.aclose()
     assert store.pool is None
 

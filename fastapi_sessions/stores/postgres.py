@@ -245,6 +245,8 @@ class PostgresStore(PostgresUserIndex):
         return None if row is None else decode_row(row)
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
+        if self._purger is None and self.purge_interval is not None:
+            self._start_purge()
         created_at, expires_at, persistent, version = record.meta
         written = await self._call(
             "create",
