@@ -450,3 +450,15 @@ async def test_the_purge_drops_index_entries_of_users_who_never_came_back(
     await store.purge_expired()
     users = await pool.fetch(f"SELECT user_id FROM {store.table}_users")  # noqa: S608
     assert [row["user_id"] for row in users] == ["session:back"]
+
+
+def test_without_asyncpg_a_postgres_url_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if the [postgres] extra were not installed
+    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.postgres")
+    settings = make_settings(store_url="postgresql://localhost/app")
+    with pytest.raises(ImportError, match=r"pip install 'pselfastapise-async\[postgres\]'"):
+        SessionManager(UserSession, settings=settings)

@@ -484,7 +484,10 @@ def _postgres_answers() -> bool:
     """Whether the PostgreSQL server of the benchmark's PostgreSQL systems answers."""
     import asyncio
 
-    import asyncpg
+    try:
+        import asyncpg
+    except ImportError:  # the [postgres] extra is not installed
+        return False
     from apps.ours import POSTGRES_URL
 
     url = os.environ.get("BENCH_POSTGRES_URL") or POSTGRES_URL
