@@ -403,18 +403,22 @@ async def test_a_call_held_up_past_the_timeout_is_a_store_error_and_the_pool_rec
 
 class LosingPool:
     """A pool that loses the answer of the rename statement: after running it (``ran``), or
-    before sending it."""
+    before sending it; ``then_down``: every later call fails too."""
 
-    def __init__(self, pool: Any, rename_sql: str, *, ran: bool) -> None:
-        self.pool, self.rename_sql, self.ran = pool, rename_sql, ran
+    def __init__(self, pool: Any, rename_sql: str, *, ran: bool, then_down: bool = False) -> None:
+        self.pool, self.rename_sql, self.ran, self.then_down = pool, rename_sql, ran, then_down
+        self.lost = False
 
     def __getattr__(self, name: str) -> Any:
+        if self.lost and self.then_down:
+            raise ConnectionRefusedError("the server is gone")
         return getattr(self.pool, name)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         if sql == self.rename_sql:
             if self.ran:
                 await self.pool.fetchrow(sql, *args)
+            self.lost = True
             raise ConnectionResetError("connection lost before the answer came")
         return await self.pool.fetchrow(sql, *args)
 
@@ -462,3 +466,66 @@ def test_without_asyncpg_a_postgres_url_says_which_extra_to_install(
     settings = make_settings(store_url="postgresql://localhost/app")
     with pytest.raises(ImportError, match=r"pip install 'pselfastapise-async\[postgres\]'"):
         SessionManager(UserSession, settings=settings)
+
+
+async def test_a_rename_whose_answer_is_lost_with_the_server_gone_says_the_user_may_be_logged_out(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    await store.create("old", record(clock, {"user_id": b"1"}), ttl=100)
+    down = LosingPool(pool, store._sql.rename, ran=False, then_down=True)
+    losing = PostgresStore(down, table=store.table, clock=clock)
+    with pytest.raises(SessionStoreError, match="check of whether the regeneration happened failed too"):
+        await losing.rename("old", "new", store_change({}), ttl=100)
+
+
+async def test_a_rename_the_server_refuses_raises_at_once(pool: Any, clock: FakeClock) -> None:
+    store = PostgresStore(pool, table="no_such_sessions_table", clock=clock)
+    with pytest.raises(SessionStoreError, match="does not exist"):
+        await store.rename("old", "new", store_change({}), ttl=100)
+
+
+async def test_create_table_where_it_cannot_be_created_says_what_to_do(pool: Any, clock: FakeClock) -> None:
+    store = PostgresStore(pool, table="no_such_schema.sessions", clock=clock)
+    with pytest.raises(SessionStoreError, match="could not create the session table"):
+        await store.create_table()
+
+
+async def test_a_row_with_a_time_that_is_not_finite_is_corrupt_and_not_listed(
+    pool: Any, store: PostgresStore, clock: FakeClock
+) -> None:
+    now = clock.time()
+    await store.create("k", record(clock, {"x": b"1"}), ttl=100)
+    await store.index_add("alice", "k", until=now + 100, now=now)
+    assert len(await store.index_sessions("alice", now=now)) == 1
+    await pool.execute(f"UPDATE {store.table} SET created_at = 'NaN'")  # noqa: S608
+    with pytest.raises(CorruptRecordError, match="not finite"):
+        await store.load("k")
+    assert await store.index_sessions("alice", now=now) == [], "a corrupt session is not listed"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"timeout": 0}, {"purge_interval": 0}, {"purge_interval": -5.0}],
+    ids=["timeout", "purge-interval-zero", "purge-interval-negative"],
+)
+def test_a_store_with_a_setting_out_of_range_is_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(SessionConfigError, match="must be positive"):
+        PostgresStore(None, **options)
+
+
+def test_from_url_refuses_another_scheme_without_its_password() -> None:
+    with pytest.raises(SessionConfigError, match="Not a PostgreSQL URL") as raised:
+        PostgresStore.from_url("mysql://u:secret-pw@h/db")
+    assert "secret-pw" not in str(raised.value)
+
+
+async def test_a_store_passed_in_with_another_explicit_prefix_fails_at_start_up(pool: Any) -> None:
+    store = PostgresStore(pool, prefix="shop:")
+    with pytest.raises(SessionConfigError, match="SESSION_STORE_PREFIX"):
+        SessionManager(UserSession, settings=make_settings(store_prefix="blog:"), store=store)
+    SessionManager(UserSession, settings=make_settings(store_prefix="shop:"), store=store)
+
+
+async def test_a_store_without_a_pool_or_url_says_it_needs_one(clock: FakeClock) -> None:
+    with pytest.raises(SessionConfigError, match="needs an asyncpg pool"):
+        await PostgresStore(None, clock=clock).load("k")

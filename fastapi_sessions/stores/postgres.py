@@ -109,8 +109,8 @@ class PostgresStore(PostgresUserIndex):
             raise SessionConfigError(f"The store timeout must be positive, not {timeout!r}.")
         if purge_interval is not None and not purge_interval > 0:
             raise SessionConfigError(
-                f"purge_interval must be a positive number of seconds (or None: no background purge), "
-                f"not {purge_interval!r}."
+                f"purge_interval must be positive: seconds between background purges (or None: no "
+                f"background purge), not {purge_interval!r}."
             )
         self.pool = pool
         self.table = table

@@ -31,8 +31,9 @@ class PostgresUserIndex:
     _clock: Clock
     _sql: Statements
 
-    async def _call(self, what: str, method: str, sql: str, *args: Any) -> Any:
-        raise NotImplementedError  # PostgresStore's
+    if TYPE_CHECKING:  # PostgresStore's
+
+        async def _call(self, what: str, method: str, sql: str, *args: Any) -> Any: ...
 
     async def index_add(self, user: str, key: str, *, until: float, now: float) -> None:
         sql = self._sql.index_add
