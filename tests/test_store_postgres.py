@@ -308,6 +308,7 @@ async def test_an_unreachable_server_is_a_store_error_and_a_503(clock: FakeClock
         ("postgresql://u:pw@h/db?max_connections=0", "at least 1"),
         ("postgresql://u:pw@h/db?purge_interval=-1", "purge_interval"),
         ("postgresql://u:pw@h/db?table=x;y", "table name"),
+        ("postgresql://u:pw@h:port/db", "port"),
     ],
 )
 def test_a_bad_store_url_is_refused_at_start_up_without_its_password(url: str, problem: str) -> None:

@@ -69,8 +69,8 @@ _FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _expected(expected: Mapping[str, bytes | None]) -> tuple[str, list[str]]:
-    """The fields that must hold these values, as ``_encode`` stores them, and those that must be
-    absent."""
+    """The fields that must hold these values, as ``encode_fields`` stores them, and those that must
+    be absent."""
     held = {name: value for name, value in expected.items() if value is not None}
     return encode_fields(held), [name for name, value in expected.items() if value is None]
 
@@ -78,10 +78,8 @@ def _expected(expected: Mapping[str, bytes | None]) -> tuple[str, list[str]]:
 def _redacted(url: str) -> str:
     """``url`` without its password and query, for messages."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    return f"{parts.scheme}://{user}{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 class PostgresStore(PostgresUserIndex):
@@ -90,8 +88,9 @@ class PostgresStore(PostgresUserIndex):
     ``pool`` is an ``asyncpg`` pool the app creates and closes (``aclose`` leaves it open);
     ``from_url`` builds a store that owns its pool. ``prefix`` goes before every key, so several apps
     can share a table; ``timeout`` bounds each call (a pool wait included). ``purge_interval``: remove
-    expired rows every that many seconds, from a task the first read starts and ``aclose`` stops;
-    ``sleep`` is how that task waits (tests pass one driven by events).
+    expired rows every that many seconds, from a task the first read or create starts and ``aclose``
+    stops; ``sleep`` is how that task waits (tests pass one driven by events). It also keeps the user
+    index (``UserIndexStore``) in a second table, ``<table>_users``.
     """
 
     def __init__(
@@ -146,6 +145,10 @@ class PostgresStore(PostgresUserIndex):
         where = _redacted(url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise SessionConfigError(f"Not a PostgreSQL URL: {where!r}. Use postgresql://user@host/db.")
+        try:
+            parts.port  # noqa: B018 - urllib checks the port only when asked for it
+        except ValueError as exc:
+            raise SessionConfigError(f"The port in {where!r} is not a number from 0 to 65535.") from exc
         ours: dict[str, str] = {}
         rest = []
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
