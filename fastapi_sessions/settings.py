@@ -172,10 +172,12 @@ class SessionSettings(BaseSettings):
     store_prefix: str = Field(
         default="session:",
         min_length=1,
-        description="Prefix of every store key (Redis); apps sharing a server need different ones.",
+        description=(
+            "Prefix of every store key (Redis, PostgreSQL); apps sharing a server need different ones."
+        ),
     )
     store_timeout: float = Field(
-        default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis)."
+        default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis, PostgreSQL)."
     )
     store_wait_replicas: int = Field(
         default=0,
