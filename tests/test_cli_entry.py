@@ -1,8 +1,9 @@
 """The command-line tool through its real entry points: the installed ``fastapi-sessions`` console
 script and ``python -m fastapi_sessions``, run as subprocesses with ``SESSION_*`` variables.
 
-The main paths run on a real Redis: sessions made by an app of the library (logins through
-``sessions.users.login``), then checked, inspected, counted, revoked and purged by the tool.
+The main paths run on a real Redis and a real PostgreSQL: sessions made by an app of the library
+(logins through ``sessions.users.login``), then checked, inspected, counted, revoked and purged by
+the tool.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the local `Session` alias.
@@ -10,6 +11,7 @@ The main paths run on a real Redis: sessions made by an app of the library (logi
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -126,7 +128,7 @@ async def test_check_exits_4_when_redis_is_unreachable_and_never_prints_its_pass
 # -- on Redis: sessions made by the app, managed by the tool ------------------------------------
 
 
-def redis_app(sessions: SessionManager[UserSession]) -> FastAPI:
+def login_app(sessions: SessionManager[UserSession]) -> FastAPI:
     app = FastAPI()
     sessions.install(app)
     Session = Annotated[UserSession, Depends(sessions.get_session)]
@@ -173,7 +175,7 @@ async def test_the_tool_manages_the_apps_sessions_on_redis(
         "store_url": settings.store_url,
         "store_prefix": settings.store_prefix,
     }
-    app = redis_app(redis_sessions)
+    app = login_app(redis_sessions)
     alice = [await login(app, "alice"), await login(app, "alice")]
     bob = await login(app, "bob")
 
@@ -214,3 +216,57 @@ async def test_the_tool_manages_the_apps_sessions_on_redis(
     assert purged.stdout.strip() == "0 expired sessions removed"
     assert "Redis removes expired session keys by itself" in purged.stderr
     assert table.stdout.strip() == "nothing to create: RedisStore keeps no table"
+
+
+# -- on PostgreSQL: the table, the purge and the counts ------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_the_tool_creates_purges_counts_and_revokes_on_postgresql(
+    entry: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi_sessions.testing import FakeClock
+
+    from .postgres_support import postgres_schema, store_url
+
+    for name in list(os.environ):
+        if name.upper().startswith("SESSION_"):
+            monkeypatch.delenv(name)
+    async with postgres_schema() as (dsn, schema):
+        url = store_url(dsn, f"{schema}.sessions")
+        env: dict[str, Any] = {"secret_key": SECRET, "store_url": url}
+        table = await run(entry, "create-table", cwd=tmp_path, **env)
+        assert table.returncode == 0, table.stderr
+        assert "is ready" in table.stdout
+
+        settings = SessionSettings(secret_key=SECRET, store_url=url)
+        now = SessionManager(UserSession, settings=settings)
+        # Sessions made by a clock 30 days back: past SESSION_MAX_AGE by the real one, rows to purge.
+        past = SessionManager(UserSession, settings=settings, clock=FakeClock(time.time() - 30 * 86400))
+        try:
+            alice = [await login(login_app(now), "alice"), await login(login_app(now), "alice")]
+            await login(login_app(past), "bob")
+            await login(login_app(past), "carol")
+        finally:
+            await now.close_owned_store()
+            await past.close_owned_store()
+
+        checked, shown, counted = await together(
+            run(entry, "check", cwd=tmp_path, **env),
+            run(entry, "inspect", alice[0], cwd=tmp_path, **env),
+            run(entry, "stats", "--json", cwd=tmp_path, **env),
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert shown.returncode == 0, shown.stderr
+        assert "logged in   yes" in shown.stdout
+        stats = json.loads(counted.stdout)
+        assert stats["sessions"] == 2
+        assert stats["expired"] == 2
+
+        purged = await run(entry, "purge", cwd=tmp_path, **env)
+        assert purged.stdout.strip() == "2 expired sessions removed"
+        revoked = await run(entry, "revoke", "alice", cwd=tmp_path, **env)
+        assert revoked.stdout.strip() == "2 sessions ended"
+        stats = json.loads((await run(entry, "stats", "--json", cwd=tmp_path, **env)).stdout)
+        assert (stats["sessions"], stats["expired"]) == (0, 0)
