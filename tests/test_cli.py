@@ -424,7 +424,7 @@ async def test_revoke_ends_every_session_of_a_user_and_only_theirs(cli: Any, clo
 async def test_revoke_on_a_store_without_the_index_says_which_stores_have_it(cli: Any) -> None:
     run = await cli("revoke", "alice", store=RecordingStore(MemoryStore()))
     assert run.code == Exit.UNSUPPORTED
-    assert "MemoryStore and RedisStore" in run.err
+    assert "MemoryStore, RedisStore and PostgresStore" in run.err
 
 
 @pytest.mark.anyio

@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "End every session USER is logged in to (logins made with sessions.users.login or "
             "session_users(request).login), through the store's per-user index, exactly as "
             "revoke_all does in the app; print how many ended. Needs a store with the index: "
-            "MemoryStore or RedisStore. Exit 5 for a store without it."
+            "MemoryStore, RedisStore or PostgresStore. Exit 5 for a store without it."
         ),
     )
     parser.add_argument(
@@ -40,8 +40,8 @@ async def run(args: argparse.Namespace, context: Context) -> Exit:
             raise CliError(
                 f"Revoking a user's sessions needs a store with the per-user index (UserIndexStore, "
                 f"in fastapi_sessions.stores.index); {type(engine.store).__name__} "
-                f"({context.where(settings)}) has none. MemoryStore and RedisStore have it "
-                "(SESSION_STORE_URL=redis://...).",
+                f"({context.where(settings)}) has none. MemoryStore, RedisStore and PostgresStore have it "
+                "(SESSION_STORE_URL=redis://... or postgresql://...).",
                 Exit.UNSUPPORTED,
             )
         users = SessionUsers(engine, SessionDict.live)
