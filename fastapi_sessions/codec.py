@@ -9,12 +9,14 @@ scalars a copy of the instance ``__dict__`` is that snapshot already, and no ser
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, get_origin
 
 from annotated_types import BaseMetadata
 from pydantic import BaseModel
 from pydantic_core import CoreConfig, SchemaSerializer, to_json
 
+from .copies import NotPlain, plain_new, plain_snapshotter, plain_unchanged
 from .exceptions import READ_ONLY, SessionConfigError, SessionStoreUnavailable, SessionValueError
 from .values import encode, too_deep, unencodable
 
@@ -112,12 +114,15 @@ class ModelCodec(Generic[M]):
 
     __slots__ = (
         "_copy_dict",
+        "_copy_fields",
         "_defaults",
         "_keeps_unknown",
         "_model",
+        "_new",
         "_non_finite",
         "_read_only",
         "_serializer",
+        "_unchanged",
     )
 
     def __init__(self, model: type[M]) -> None:
@@ -135,6 +140,10 @@ class ModelCodec(Generic[M]):
         # float) only if the model asks for them in its JSON; else they are refused.
         self._non_finite = model.model_config.get("ser_json_inf_nan") in ("constants", "strings")
         self._copy_dict = dict_is_snapshot(model)
+        # Plain models (lists of scalars, flat nested models) snapshot and start without pydantic.
+        self._copy_fields = None if self._copy_dict else plain_snapshotter(model)
+        self._unchanged = None if self._copy_dict else plain_unchanged(model)
+        self._new: Callable[[], M] = plain_new(model) or model
         self._keeps_unknown = bool(getattr(model, "__pydantic_root_model__", False)) or (
             model.model_config.get("extra") in ("allow", "forbid")
         )
@@ -143,7 +152,7 @@ class ModelCodec(Generic[M]):
 
     def new(self) -> M:
         """A session model with every field at its default."""
-        return self._model()
+        return self._new()
 
     def new_read_only(self) -> M:
         """A default session whose attribute assignments raise ``SessionStoreUnavailable`` (503).
@@ -179,6 +188,11 @@ class ModelCodec(Generic[M]):
         """The model as JSON-ready Python data, keyed like the stored fields."""
         if self._copy_dict:  # immutable scalars only: the same dict, without a serializer run
             return model.__dict__.copy()
+        if self._copy_fields is not None:
+            try:
+                return self._copy_fields(model)
+            except NotPlain:  # a value assigned without validation: the serializer knows what to do
+                pass
         # round_trip: values valid as input again, and computed fields left out (they are derived).
         try:
             data: Snapshot = self._serializer.to_python(model, mode="json", by_alias=True, round_trip=True)
@@ -201,12 +215,14 @@ class ModelCodec(Generic[M]):
         """``model``'s snapshot now if it differs from ``snapshot``, else None."""
         if self._copy_dict:  # the dict is the snapshot: compare it, and copy it only if it changed
             return None if model.__dict__ == snapshot else model.__dict__.copy()
+        if self._unchanged is not None and self._unchanged(model, snapshot):
+            return None  # told without a copy of the lists and nested models
         current = self.snapshot(model)
         return None if current == snapshot else current
 
     def reset(self, model: M) -> None:
         """Put every field of ``model`` back to its default, in place."""
-        fresh = self._model()
+        fresh = self._new()
         for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__"):
             object.__setattr__(model, slot, getattr(fresh, slot))
         object.__setattr__(model, "__pydantic_private__", fresh.__pydantic_private__)

@@ -59,3 +59,23 @@ def test_a_full_cache_drops_its_oldest_values_and_keeps_the_recent_ones() -> Non
     signer._current = signer._all = None  # type: ignore[assignment]
     assert signer.verify(values[-1]) is not None
     assert signer.verify(values[5]) is not None
+
+
+def test_a_signature_is_exactly_the_one_itsdangerous_makes_with_the_newest_key() -> None:
+    """The signer keys its HMAC once and copies it: the cookie values must not change for that."""
+    import hashlib
+
+    from itsdangerous import TimestampSigner
+
+    from fastapi_sessions.signing import salt
+
+    clock = FakeClock()
+    keys = ["an-old-key-" * 4, "the-new-key-" * 4]
+    ours = SessionSigner(keys, max_age=3600, clock=clock, namespace="session")
+    theirs = TimestampSigner(
+        keys, salt=salt("session"), key_derivation="hmac", digest_method=hashlib.sha256
+    )
+    theirs.get_timestamp = lambda: int(clock.time())  # type: ignore[method-assign]
+    for session_id in ("a", "x" * 43, "another-id"):
+        assert ours.sign(session_id) == theirs.sign(session_id).decode()
+        clock.advance(1)

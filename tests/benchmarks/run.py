@@ -444,6 +444,7 @@ class Bench:
             "cores": os.cpu_count(),
             "os": system,
             "python": platform.python_version(),
+            "model": os.environ.get("BENCH_MODEL", "realistic"),
             "platform": platform.platform(),
             "versions": versions,
             "command": f"nox -s {via_nox}" if via_nox else driver,

@@ -1,21 +1,39 @@
 """The benchmarked systems: one FastAPI app each, with the same four routes.
 
 ``/bare`` never touches the session, ``/read`` reads one key of an existing session, ``/write`` changes
-one value on every request and ``/login`` creates a session of five small fields. Each module is
+one value on every request and ``/login`` creates a session of ``LOGIN`` (``BENCH_MODEL``). Each module is
 imported only in the subprocess that runs its system, so the peers' imports never mix with ours.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 ROUTES = ("/bare", "/read", "/write", "/login")
 SECRET = "bench-only-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-# The five small fields every system stores at /login.
-LOGIN = {"user_id": 42, "name": "alice", "role": "admin", "theme": "dark", "counter": 1}
+MODELS = ("realistic", "flat")
+MODEL = os.environ.get("BENCH_MODEL", "realistic")
+"""The session every system stores at /login: ``realistic`` (the default; shaped like the README's cart
+app: scalars, two lists and a nested object) or ``flat`` (five small scalars, the model of earlier runs)."""
+if MODEL not in MODELS:
+    raise SystemExit(f"BENCH_MODEL must be one of {MODELS}, not {MODEL!r}")
+LOGIN: dict[str, Any] = (
+    {
+        "user_id": 42,
+        "name": "alice",
+        "email": "alice@example.com",
+        "roles": ["admin", "editor"],
+        "cart": ["sku-1042", "sku-2209", "sku-3310"],
+        "prefs": {"theme": "dark", "language": "en", "page_size": 50},
+        "counter": 1,
+    }
+    if MODEL == "realistic"
+    else {"user_id": 42, "name": "alice", "role": "admin", "theme": "dark", "counter": 1}
+)
 
 
 @dataclass

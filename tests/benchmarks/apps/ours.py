@@ -9,19 +9,40 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
-from apps import LOGIN, SECRET, System
+from apps import LOGIN, MODEL, SECRET, System
 from fastapi_sessions import SessionManager, SessionSettings
 
 POSTGRES_URL = "postgresql:///test?host=/var/run/postgresql&table=bench_sessions"
 """The PostgreSQL store's URL without BENCH_POSTGRES_URL: the local socket, a table of its own."""
 
 
-class BenchSession(BaseModel):
+class Prefs(BaseModel):
+    theme: str = "light"
+    language: str = "en"
+    page_size: int = 20
+
+
+class RealisticSession(BaseModel):
+    """Shaped like the README's cart app: scalars, two lists and a nested model."""
+
+    user_id: int = 0
+    name: str = ""
+    email: str = ""
+    roles: list[str] = []
+    cart: list[str] = []
+    prefs: Prefs = Prefs()
+    counter: int = 0
+
+
+class FlatSession(BaseModel):
     user_id: int = 0
     name: str = ""
     role: str = ""
     theme: str = "light"
     counter: int = 0
+
+
+BenchSession = RealisticSession if MODEL == "realistic" else FlatSession
 
 
 def build(variant: str | None, redis_url: str | None, clock: Any = None, **options: Any) -> System:
@@ -62,7 +83,7 @@ def build(variant: str | None, redis_url: str | None, clock: Any = None, **optio
     @app.get("/login")
     async def login(session: Session) -> dict[str, bool]:
         for name, value in LOGIN.items():
-            setattr(session, name, value)
+            setattr(session, name, Prefs(**value) if name == "prefs" else value)
         return {"ok": True}
 
     store_len = None if variant in ("redis", "postgres") else (lambda: len(sessions.store))  # type: ignore[arg-type]
