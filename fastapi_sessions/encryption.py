@@ -66,7 +66,8 @@ def encrypt_store(store: SessionStore, settings: SessionSettings) -> SessionStor
     except ImportError as exc:
         raise ImportError(
             "SESSION_ENCRYPTION_KEYS is set, and encrypting sessions needs the cryptography package: "
-            "pip install 'pselfastapise-async[crypto]' (or unset SESSION_ENCRYPTION_KEYS)."
+            "pip install 'pselfastapise-async[crypto]' (or unset SESSION_ENCRYPTION_KEYS).",
+            name="cryptography",
         ) from exc
     if isinstance(store, EncryptedStore):
         raise SessionConfigError(

@@ -39,7 +39,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in the run without extras
     raise ImportError(
         "Encrypting sessions at rest needs the cryptography package: pip install "
-        "'pselfastapise-async[crypto]'"
+        "'pselfastapise-async[crypto]'",
+        name="cryptography",
     ) from exc
 
 from ..encryption import KEY_BYTES

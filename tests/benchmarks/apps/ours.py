@@ -1,4 +1,5 @@
-"""Ours: ``SessionManager`` with ``MemoryStore`` (the default store) or ``RedisStore``, as the docs show."""
+"""Ours: ``SessionManager`` with ``MemoryStore`` (the default store) or ``RedisStore``, as the docs show;
+``memory-encrypted``: MemoryStore with encryption at rest (``SESSION_ENCRYPTION_KEYS``)."""
 
 from typing import Annotated, Any
 
@@ -7,6 +8,9 @@ from pydantic import BaseModel
 
 from apps import LOGIN, SECRET, System
 from fastapi_sessions import SessionManager, SessionSettings
+
+# A fixed AES-256 key, for the benchmark only (urlsafe base64 of bytes 0..31).
+ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
 class BenchSession(BaseModel):
@@ -20,6 +24,8 @@ class BenchSession(BaseModel):
 def build(variant: str | None, redis_url: str | None, clock: Any = None, **options: Any) -> System:
     # Defaults everywhere (cookie_secure=True: the driver speaks https), only the key is given.
     settings = SessionSettings(secret_key=SECRET)
+    if variant == "memory-encrypted":
+        settings = SessionSettings(secret_key=SECRET, encryption_keys=[ENCRYPTION_KEY])
     store = None
     if variant == "redis":
         from fastapi_sessions.stores.redis import RedisStore
@@ -54,5 +60,6 @@ def build(variant: str | None, redis_url: str | None, clock: Any = None, **optio
             setattr(session, name, value)
         return {"ok": True}
 
-    store_len = None if variant == "redis" else (lambda: len(sessions.store))  # type: ignore[arg-type]
+    inner = getattr(sessions.store, "inner", sessions.store)  # under an EncryptedStore
+    store_len = None if variant == "redis" else (lambda: len(inner))
     return System(app, store_len, sessions.store)
