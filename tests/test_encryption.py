@@ -320,8 +320,6 @@ async def test_typed_door_on_redis_with_the_environment_variable_stores_no_plain
     monkeypatch: pytest.MonkeyPatch, redis_server_url: str, redis_prefix: str
 ) -> None:
     pytest.importorskip("redis")
-    import redis.asyncio
-
     from .conftest import UserSession, make_app
 
     monkeypatch.setenv("SESSION_ENCRYPTION_KEYS", f"{text(NEW_KEY)}, {text(OLD_KEY)}")
@@ -333,18 +331,58 @@ async def test_typed_door_on_redis_with_the_environment_variable_stores_no_plain
         assert (await c.post("/login/4242", follow_redirects=False)).status_code == 303
         assert (await c.post("/cart/PLAINTEXT-MARKER")).status_code == 200
         assert (await c.get("/me")).json()["cart"] == ["PLAINTEXT-MARKER"]
-    raw = redis.asyncio.Redis.from_url(redis_server_url)
-    try:
-        stored = b""
-        async for key in raw.scan_iter(match=redis_prefix + "*"):
-            if await raw.type(key) == b"hash":
-                stored += b"".join(name + value for name, value in (await raw.hgetall(key)).items())
-    finally:
-        await raw.aclose()
+    stored = await stored_bytes(redis_server_url, redis_prefix)
     assert b"user_id" in stored, "field names stay in the clear"
     assert b"PLAINTEXT-MARKER" not in stored
     assert b"4242" not in stored
     await sessions.close_owned_store()
+
+
+async def stored_bytes(url: str, prefix: str) -> bytes:
+    """Every hash field name and value under ``prefix`` in a real Redis, as the server holds them."""
+    import redis.asyncio
+
+    raw = redis.asyncio.Redis.from_url(url)
+    stored = b""
+    try:
+        async for key in raw.scan_iter(match=prefix + "*"):
+            if await raw.type(key) == b"hash":
+                stored += b"".join(name + value for name, value in (await raw.hgetall(key)).items())
+    finally:
+        await raw.aclose()
+    return stored
+
+
+@pytest.mark.redis
+async def test_classic_door_on_redis_with_the_environment_variable_stores_no_plaintext(
+    monkeypatch: pytest.MonkeyPatch, redis_server_url: str, redis_prefix: str
+) -> None:
+    pytest.importorskip("redis")
+    monkeypatch.setenv("SESSION_ENCRYPTION_KEYS", text(NEW_KEY))
+
+    async def write(request: Request) -> JSONResponse:
+        request.session["card"] = "PLAINTEXT-MARKER"
+        return JSONResponse({})
+
+    async def read(request: Request) -> JSONResponse:
+        return JSONResponse(dict(request.session))
+
+    middleware = SessionMiddleware(
+        Starlette(routes=[Route("/write", write, methods=["POST"]), Route("/read", read)]),
+        secret_key=SECRET,
+        store_url=redis_server_url,
+        store_prefix=redis_prefix,
+    )
+    assert isinstance(middleware.store, EncryptedStore)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(middleware), base_url="https://testserver"
+    ) as client:
+        assert (await client.post("/write")).status_code == 200
+        assert (await client.get("/read")).json() == {"card": "PLAINTEXT-MARKER"}
+    stored = await stored_bytes(redis_server_url, redis_prefix)
+    assert b"card" in stored
+    assert b"PLAINTEXT-MARKER" not in stored
+    await middleware.store.aclose()
 
 
 async def test_classic_door_with_the_keyword_hides_the_hidden_field_and_stores_ciphertexts(

@@ -255,15 +255,16 @@ class EncryptedStore:
         return await self._fresh(key)
 
     async def _fresh(self, key: str) -> tuple[bytes, bytes] | None:
+        """The binding and record id under ``key``, from a load of the record."""
         self._bindings.pop(key, None)
         record = await self.inner.load(key)
         if record is None:
             return None
         try:
-            self._record_id(key, record.fields)
+            record_id = self._record_id(key, record.fields)
         except CorruptRecordError:
             return None
-        return self._bindings[key]
+        return record.fields[BINDING_FIELD], record_id
 
     async def _expected(
         self, key: str, expected: Mapping[str, bytes | None]
