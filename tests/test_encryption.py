@@ -458,6 +458,68 @@ async def test_a_read_is_one_store_call_and_a_write_one_more_or_two_with_version
 # -- the wrapper itself -----------------------------------------------------------------------------
 
 
+class CountedOpens:
+    """Counts the decryptions a store's keyring does."""
+
+    def __init__(self, store: EncryptedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        keyring = store._keys
+        opened = keyring.open
+
+        def counting(sealed: bytes, aad: bytes) -> bytes:
+            self.count += 1
+            return opened(sealed, aad)
+
+        monkeypatch.setattr(keyring, "open", counting)
+
+
+async def test_values_already_opened_or_written_are_not_decrypted_again(
+    inner: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decryption is the cost of a read; a session read again (or just written) skips it, while a
+    wrapper that never saw the record (another worker) decrypts everything once."""
+    store = EncryptedStore(inner, [NEW_KEY])
+    opens = CountedOpens(store, monkeypatch)
+    record = SessionRecord({"a": b"1", "b": b'"x"'}, SessionMeta(0, 1e12))
+    await store.create("k", record, ttl=TTL)
+    await store.update("k", SessionChange({"a": b"2"}, frozenset({"b"})), ttl=TTL)
+    for _ in range(3):
+        loaded = await store.load("k")
+        assert loaded is not None
+        assert dict(loaded.fields) == {"a": b"2"}
+    assert opens.count == 0
+    other = EncryptedStore(inner, [NEW_KEY])
+    other_opens = CountedOpens(other, monkeypatch)
+    await other.load("k")
+    await other.load("k")
+    assert other_opens.count == 2, "the record id and the one value, once"
+
+
+def test_what_is_remembered_stays_within_its_bounds() -> None:
+    from fastapi_sessions.stores.opened import OpenedRecords
+
+    opened = OpenedRecords(max_records=3, max_bytes=100)
+    for index in range(5):
+        known = opened.add(f"k{index}", b"binding", b"id")
+        opened.note(f"k{index}", known, "a", b"s" * 10, b"p" * 10)
+    assert len(opened) == 3
+    assert opened.get("k0") is None
+    assert opened.get("k4") is not None
+    assert opened.size == 60
+    big = opened.add("big", b"binding", b"id")
+    opened.note("big", big, "a", b"s" * 60, b"p" * 60)
+    assert opened.size <= 100, "a record larger than the bound alone is forgotten too"
+    assert opened.get("big") is None
+    known = opened.add("k", b"binding", b"id")
+    opened.note("k", known, "a", b"s", b"p")
+    opened.drop("k", known, "a")
+    opened.forget("k")
+    stale = opened.add("k", b"binding", b"id")
+    opened.forget("k")
+    opened.note("k", stale, "a", b"s", b"p")  # forgotten meanwhile: ignored
+    assert opened.get("k") is None
+
+
 async def test_a_write_for_a_record_replaced_under_the_same_key_reseals_for_the_new_record(
     inner: MemoryStore,
 ) -> None:

@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import os
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 try:
@@ -53,9 +54,11 @@ from .base import (
     SessionRecord,
     SessionStore,
     WriteResult,
+    json_document,
     json_value_problem,
 )
 from .index import IndexedSession, UserIndexStore
+from .opened import Known, OpenedRecords
 
 __all__ = ["BINDING_FIELD", "EncryptedStore", "Keyring", "key_id"]
 
@@ -69,9 +72,6 @@ _RECORD_ID_BYTES = 16
 _HEADER = 1 + _KEY_ID_BYTES
 _FIELD_AAD = b"fastapi_sessions:v1:field\x00"
 _RECORD_AAD = b"fastapi_sessions:v1:record\x00"
-_REMEMBERED = 16_384
-"""Record ids a store remembers (the oldest go first): a write needs its record's id, and the
-request that writes loaded it moments before, so this needs only to span the requests in flight."""
 
 
 def key_id(key: bytes) -> bytes:
@@ -167,8 +167,8 @@ class EncryptedStore:
         self.inner = inner
         """The wrapped store, which holds ciphertexts only."""
         self._keys = Keyring(keys)
-        self._bindings: dict[str, tuple[bytes, bytes]] = {}
-        """Per store key, its record's sealed binding and the record id inside."""
+        self._opened = OpenedRecords()
+        """What this wrapper knows of the records it read or wrote: ids, and values it decrypted."""
 
     def __repr__(self) -> str:
         return f"EncryptedStore({self.inner!r})"
@@ -181,42 +181,59 @@ class EncryptedStore:
 
     # -- the record id, and the values sealed with it -----------------------------------------------
 
-    def _remember(self, key: str, binding: bytes, record_id: bytes) -> None:
-        bindings = self._bindings
-        if len(bindings) >= _REMEMBERED and key not in bindings:
-            del bindings[next(iter(bindings))]  # the oldest
-        bindings[key] = (binding, record_id)
-
-    def _record_id(self, key: str, fields: Mapping[str, bytes]) -> bytes:
-        """The id of the record stored under ``key``, authenticated; ``CorruptRecordError`` if it
-        was not sealed for that key."""
+    def _known_record(self, key: str, fields: Mapping[str, bytes]) -> Known:
+        """The record stored under ``key``, its id authenticated; ``CorruptRecordError`` if it was not
+        sealed for that key."""
         binding = fields.get(BINDING_FIELD)
         if binding is None:
             raise CorruptRecordError("is not encrypted (written before SESSION_ENCRYPTION_KEYS was set?)")
-        known = self._bindings.get(key)
-        if known is not None and known[0] == binding:
-            return known[1]
+        known = self._opened.get(key)
+        if known is not None and known.binding == binding:
+            return known
         try:
             record_id = self._keys.open(binding, _RECORD_AAD + key.encode())
         except CorruptRecordError as exc:
             raise CorruptRecordError(f"does not belong under its key: {exc}") from None
         if len(record_id) != _RECORD_ID_BYTES:
             raise CorruptRecordError("holds a malformed record id")
-        self._remember(key, binding, record_id)
-        return record_id
+        return self._opened.add(key, binding, record_id)
 
-    def _opened(self, key: str, record: SessionRecord) -> SessionRecord:
+    def _plain(self, key: str, known: Known, name: str, sealed: bytes) -> bytes:
+        """The plaintext of the field ``name`` of ``known``, stored as ``sealed``: remembered, else
+        decrypted (and remembered)."""
+        seen = known.values.get(name)
+        if seen is not None and seen[0] == sealed:
+            return seen[1]
+        try:
+            plain = self._keys.open(sealed, _FIELD_AAD + known.record_id + _name(name))
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(f"field {name[:40]!a}: {exc}") from None
+        self._opened.note(key, known, name, sealed, plain)
+        return plain
+
+    def _decrypted(self, key: str, record: SessionRecord) -> SessionRecord:
         """``record`` as stored under ``key``, decrypted, without the hidden field."""
+        document = record.document
+        known = self._opened.get(key)
+        if document is not None and known is not None and known.opened is not None:
+            # The very bytes opened before (same binding, same ciphertexts): the same plaintexts.
+            # MemoryStore hands its document over, and this spares a read unpacking its fields
+            # and the engine parsing them.
+            seen, opened = known.opened
+            if seen == document:
+                return opened._replace(meta=record.meta)
         stored = record.fields
-        prefix = _FIELD_AAD + self._record_id(key, stored)
-        fields = {}
-        for name, value in stored.items():
-            if name != BINDING_FIELD:
-                try:
-                    fields[name] = self._keys.open(value, prefix + _name(name))
-                except CorruptRecordError as exc:
-                    raise CorruptRecordError(f"field {name[:40]!a}: {exc}") from None
-        return SessionRecord(fields, record.meta)
+        known = self._known_record(key, stored)
+        fields = {
+            name: self._plain(key, known, name, sealed)
+            for name, sealed in stored.items()
+            if name != BINDING_FIELD
+        }
+        if document is None:
+            return SessionRecord(fields, record.meta)
+        opened = SessionRecord(MappingProxyType(fields), record.meta, json_document(fields))
+        self._opened.keep_opened(key, known, document, opened)
+        return opened
 
     def _sealed(self, record_id: bytes, fields: Mapping[str, bytes]) -> dict[str, bytes]:
         """``fields`` encrypted for the record ``record_id``; refuses what a store must not hold."""
@@ -246,59 +263,57 @@ class EncryptedStore:
             fields[BINDING_FIELD] = binding
         return change._replace(fields=fields)
 
-    async def _known(self, key: str) -> tuple[bytes, bytes] | None:
-        """The binding and record id under ``key``, loaded if not known; None if there is no record
-        (or none this wrapper can read, which no write may touch)."""
-        known = self._bindings.get(key)
-        if known is not None:
-            return known
-        return await self._fresh(key)
+    def _written(self, key: str, known: Known, change: SessionChange, sealed: SessionChange) -> None:
+        """Remember what a successful write of ``change`` (stored as ``sealed``) left under ``key``."""
+        for name, plain in change.fields.items():
+            self._opened.note(key, known, name, sealed.fields[name], plain)
+        for name in change.removed:
+            self._opened.drop(key, known, name)
 
-    async def _fresh(self, key: str) -> tuple[bytes, bytes] | None:
-        """The binding and record id under ``key``, from a load of the record."""
-        self._bindings.pop(key, None)
+    async def _fresh(self, key: str) -> Known | None:
+        """The record under ``key``, from a load; None if there is none (or none this wrapper can
+        read, which no write may touch)."""
+        self._opened.forget(key)
         record = await self.inner.load(key)
         if record is None:
             return None
         try:
-            record_id = self._record_id(key, record.fields)
+            return self._known_record(key, record.fields)
         except CorruptRecordError:
             return None
-        return record.fields[BINDING_FIELD], record_id
 
     async def _expected(
         self, key: str, expected: Mapping[str, bytes | None]
-    ) -> tuple[bytes, Mapping[str, bytes | None]] | WriteResult:
-        """The record id under ``key`` and what the wrapped store must find for ``expected`` (stored
+    ) -> tuple[Known, Mapping[str, bytes | None]] | WriteResult:
+        """The record under ``key`` and what the wrapped store must find for ``expected`` (stored
         ciphertexts), from a fresh load; ``MISSING`` or ``CONFLICT`` when that load settles it."""
         record = await self.inner.load(key)
         if record is None:
             return WriteResult.MISSING
         stored = record.fields
         try:
-            record_id = self._record_id(key, stored)
+            known = self._known_record(key, stored)
         except CorruptRecordError:
             return WriteResult.MISSING
-        prefix = _FIELD_AAD + record_id
-        translated: dict[str, bytes | None] = {BINDING_FIELD: stored[BINDING_FIELD]}
+        translated: dict[str, bytes | None] = {BINDING_FIELD: known.binding}
         for name, value in expected.items():
             sealed = stored.get(name)
             if name == BINDING_FIELD or (sealed is None) != (value is None):
                 return WriteResult.CONFLICT
             if sealed is not None:
                 try:
-                    if self._keys.open(sealed, prefix + _name(name)) != value:
+                    if self._plain(key, known, name, sealed) != value:
                         return WriteResult.CONFLICT
                 except CorruptRecordError:
                     return WriteResult.CONFLICT
             translated[name] = sealed
-        return record_id, translated
+        return known, translated
 
     # -- the store protocol --------------------------------------------------------------------------
 
     async def load(self, key: str, *, touch: float | None = None) -> SessionRecord | None:
         record = await self.inner.load(key, touch=touch)
-        return None if record is None else self._opened(key, record)
+        return None if record is None else self._decrypted(key, record)
 
     async def create(self, key: str, record: SessionRecord, *, ttl: float) -> WriteResult:
         record_id = os.urandom(_RECORD_ID_BYTES)
@@ -307,7 +322,9 @@ class EncryptedStore:
         fields[BINDING_FIELD] = binding
         result = await self.inner.create(key, SessionRecord(fields, record.meta), ttl=ttl)
         if result is WriteResult.OK:
-            self._remember(key, binding, record_id)
+            known = self._opened.add(key, binding, record_id)
+            for name, plain in record.fields.items():
+                self._opened.note(key, known, name, fields[name], plain)
         return result
 
     async def update(
@@ -322,21 +339,33 @@ class EncryptedStore:
             found = await self._expected(key, expected)
             if isinstance(found, WriteResult):
                 return found
-            record_id, checks = found
-            return await self.inner.update(key, self._change(record_id, change), ttl=ttl, expected=checks)
-        cached = key in self._bindings
-        known = await self._known(key)
+            return await self._updated(key, found[0], change, ttl, found[1])
+        known = self._opened.get(key)
+        remembered = known is not None
+        if known is None:
+            known = await self._fresh(key)
         while known is not None:
-            binding, record_id = known
             # Expecting the binding: a record deleted and created anew under this key (another id)
             # must never get values sealed for the old one.
-            result = await self.inner.update(
-                key, self._change(record_id, change), ttl=ttl, expected={BINDING_FIELD: binding}
-            )
-            if result is not WriteResult.CONFLICT or not cached:
+            result = await self._updated(key, known, change, ttl, {BINDING_FIELD: known.binding})
+            if result is not WriteResult.CONFLICT or not remembered:
                 return result
-            cached, known = False, await self._fresh(key)  # the remembered id was stale: once more
+            remembered, known = False, await self._fresh(key)  # what was remembered was stale
         return WriteResult.MISSING
+
+    async def _updated(
+        self,
+        key: str,
+        known: Known,
+        change: SessionChange,
+        ttl: float,
+        expected: Mapping[str, bytes | None],
+    ) -> WriteResult:
+        sealed = self._change(known.record_id, change)
+        result = await self.inner.update(key, sealed, ttl=ttl, expected=expected)
+        if result is WriteResult.OK:
+            self._written(key, known, change, sealed)
+        return result
 
     async def rename(
         self,
@@ -351,38 +380,42 @@ class EncryptedStore:
             found = await self._expected(old_key, expected)
             if isinstance(found, WriteResult):
                 return found
-            record_id, checks = found
-            return await self._moved(old_key, new_key, record_id, change, ttl, checks)
-        cached = old_key in self._bindings
-        known = await self._known(old_key)
+            return await self._moved(old_key, new_key, found[0], change, ttl, found[1])
+        known = self._opened.get(old_key)
+        remembered = known is not None
+        if known is None:
+            known = await self._fresh(old_key)
         while known is not None:
-            binding, record_id = known
-            result = await self._moved(old_key, new_key, record_id, change, ttl, {BINDING_FIELD: binding})
-            if result is not WriteResult.CONFLICT or not cached:
+            result = await self._moved(old_key, new_key, known, change, ttl, {BINDING_FIELD: known.binding})
+            if result is not WriteResult.CONFLICT or not remembered:
                 return result
-            cached, known = False, await self._fresh(old_key)
+            remembered, known = False, await self._fresh(old_key)
         return WriteResult.MISSING
 
     async def _moved(
         self,
         old_key: str,
         new_key: str,
-        record_id: bytes,
+        known: Known,
         change: SessionChange,
         ttl: float,
         expected: Mapping[str, bytes | None],
     ) -> WriteResult:
         """Rename with the record id re-sealed for ``new_key``: the one field a move rewrites."""
-        binding = self._keys.seal(record_id, _RECORD_AAD + new_key.encode())
-        sealed = self._change(record_id, change, binding)
+        binding = self._keys.seal(known.record_id, _RECORD_AAD + new_key.encode())
+        sealed = self._change(known.record_id, change, binding)
         result = await self.inner.rename(old_key, new_key, sealed, ttl=ttl, expected=expected)
         if result is WriteResult.OK:
-            self._bindings.pop(old_key, None)
-            self._remember(new_key, binding, record_id)
+            values = known.values if self._opened.get(old_key) is known else {}
+            self._opened.forget(old_key)
+            moved = self._opened.add(new_key, binding, known.record_id)
+            for name, (stored, plain) in values.items():  # still true: same record id, same names
+                self._opened.note(new_key, moved, name, stored, plain)
+            self._written(new_key, moved, change, sealed)
         return result
 
     async def delete(self, key: str) -> None:
-        self._bindings.pop(key, None)
+        self._opened.forget(key)
         await self.inner.delete(key)
 
     async def aclose(self) -> None:
@@ -408,7 +441,7 @@ class _EncryptedIndexStore(EncryptedStore):
         sessions = []
         for entry in listed:
             try:
-                record = self._opened(entry.key, entry.record)
+                record = self._decrypted(entry.key, entry.record)
             except CorruptRecordError as exc:
                 log.warning("Session %s left out of its user's list: it %s", ref(entry.key), exc)
                 continue
