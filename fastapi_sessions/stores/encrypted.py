@@ -17,7 +17,8 @@ Calls to the wrapped store: a read is one; a write is one, once this process kno
 (from its own load, create or rename of that key; else one load first). A write with ``expected``
 (``SESSION_CONCURRENCY=version_check``, and the guard of an automatic rotation) costs one load more:
 the wrapped store compares ciphertexts, so the expected plaintexts are checked against a fresh load and
-the ciphertexts found are what the write expects.
+the ciphertexts found are what the write expects. What was opened or written is remembered
+(``opened.py``), so a session read again costs no decryption.
 
 What it does not protect: field names, the metadata (creation, expiry, version) and the number and
 size of the values are in the clear; someone who can write to the store can delete a session or put
