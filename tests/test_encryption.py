@@ -347,7 +347,8 @@ async def stored_bytes(url: str, prefix: str) -> bytes:
     try:
         async for key in raw.scan_iter(match=prefix + "*"):
             if await raw.type(key) == b"hash":
-                stored += b"".join(name + value for name, value in (await raw.hgetall(key)).items())
+                fields = (await raw.hgetall(key)).items()
+                stored += b"".join(bytes(name) + bytes(value) for name, value in fields)
     finally:
         await raw.aclose()
     return stored
@@ -634,7 +635,7 @@ def test_a_store_whose_writes_take_no_expected_is_refused(clock: FakeClock) -> N
             return await super().update(key, change, ttl=ttl)
 
     with pytest.raises(SessionConfigError, match=r"OldStore.update\(\) does not"):
-        EncryptedStore(OldStore(clock=clock), [NEW_KEY])
+        EncryptedStore(OldStore(clock=clock), [NEW_KEY])  # type: ignore[arg-type]
 
 
 def test_settings_without_keys_leave_the_store_as_it_is(clock: FakeClock) -> None:
