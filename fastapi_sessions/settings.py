@@ -21,8 +21,8 @@ __all__ = ["SessionSettings", "explain", "settings_from", "variable"]
 
 #: How to make a good key; quoted by every key error.
 KEY_HINT = (
-    'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))" '
-    "and set it as SESSION_SECRET_KEY."
+    "Generate one with: fastapi-sessions secret (or python -c "
+    '"import secrets; print(secrets.token_urlsafe(32))") and set it as SESSION_SECRET_KEY.'
 )
 MIN_KEY_LENGTH = 32
 # A random key of 32+ characters has far more (token_hex: ~14, token_urlsafe: ~30).
@@ -173,10 +173,12 @@ class SessionSettings(BaseSettings):
     store_prefix: str = Field(
         default="session:",
         min_length=1,
-        description="Prefix of every store key (Redis); apps sharing a server need different ones.",
+        description=(
+            "Prefix of every store key (Redis, PostgreSQL); apps sharing a server need different ones."
+        ),
     )
     store_timeout: float = Field(
-        default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis)."
+        default=1.0, gt=0, description="Deadline in seconds for each store operation (Redis, PostgreSQL)."
     )
     store_wait_replicas: int = Field(
         default=0,

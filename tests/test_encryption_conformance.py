@@ -1,5 +1,6 @@
 """EncryptedStore keeps the whole store contract, races included, on every store it wraps: memory, the
-Backend adapter, a real Redis and a real PostgreSQL (two wrappers on two clients, as two workers)."""
+Backend adapter, a real Redis and a real PostgreSQL (the shipped PostgresStore, and the tests' own
+row-locking one), with two wrappers on two clients, as two workers."""
 
 from __future__ import annotations
 
@@ -67,6 +68,32 @@ class TestEncryptedRedisStoreContract(StoreConformance, UserIndexConformance):
         store = await connect()
         yield StoreHarness(store, time.time, real_wait, unit=0.25, connect=connect)
         await store.aclose()
+
+
+@pytest.mark.postgres
+class TestEncryptedShippedPostgresStoreContract(StoreConformance, UserIndexConformance):
+    """On a real PostgreSQL, through the shipped PostgresStore (a schema of its own); the races
+    spread over two wrappers, each on its own pool."""
+
+    @pytest.fixture
+    async def store_harness(self) -> AsyncIterator[StoreHarness]:
+        pytest.importorskip("asyncpg")
+        from fastapi_sessions.stores.postgres import PostgresStore
+
+        from .postgres_support import asyncpg, postgres_schema, store_url
+
+        clock = FakeClock()
+        async with postgres_schema() as (dsn, name):
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            inner = PostgresStore(pool, table=f"{name}.sessions", clock=clock, timeout=HANG_GUARD)
+            await inner.create_table()
+
+            async def connect() -> SessionStore:
+                url = store_url(dsn, f"{name}.sessions")
+                return EncryptedStore(PostgresStore.from_url(url, clock=clock, timeout=HANG_GUARD), KEYS)
+
+            yield StoreHarness(EncryptedStore(inner, KEYS), clock.time, fake_wait(clock), connect=connect)
+            await pool.close()
 
 
 @pytest.mark.postgres

@@ -421,6 +421,32 @@ async def test_redis_app_login_cart_logout_on_a_real_redis(
     await module.sessions.store.aclose()
 
 
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_app_login_cart_logout_on_a_real_postgres(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("asyncpg")
+    from .postgres_support import postgres_schema, store_url
+
+    async with postgres_schema() as (dsn, schema):
+        monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+        monkeypatch.setenv("SESSION_STORE_URL", store_url(dsn, f"{schema}.sessions"))
+        module = load_example("postgres_app")
+        assert await module.server_answers() == ""
+        await module.store.create_table()  # the app's lifespan does it; the test client runs none
+        async with client_for(module.app) as client:
+            login = await client.post("/login/5", follow_redirects=False)
+            assert login.status_code == 303
+            first = cookie_value(login)
+            assert (await client.post("/cart/tea")).json() == {"cart": ["tea"]}
+            assert (await client.get("/")).json() == {"user_id": 5, "cart": ["tea"]}
+            logout = await client.post("/logout", follow_redirects=False)
+            assert attributes(set_cookie(logout) or "")["max-age"] == "0"
+            assert (await replay(client, "/", first)).json() == {"user_id": None, "cart": []}
+        await module.store.aclose()
+
+
 # -- starlette_app -----------------------------------------------------------------------------
 
 

@@ -12,10 +12,17 @@ import pytest
 
 import fastapi_sessions
 import fastapi_sessions.backends
+import fastapi_sessions.cli
 import fastapi_sessions.stores
 import fastapi_sessions.testing
 
-MODULES = [fastapi_sessions, fastapi_sessions.backends, fastapi_sessions.stores, fastapi_sessions.testing]
+MODULES = [
+    fastapi_sessions,
+    fastapi_sessions.backends,
+    fastapi_sessions.cli,
+    fastapi_sessions.stores,
+    fastapi_sessions.testing,
+]
 # backends' __all__ names RedisBackend, which imports redis when asked for: a run without the extra
 # (-m "not redis") leaves that package out.
 NEEDS_REDIS = {fastapi_sessions.backends}

@@ -409,3 +409,17 @@ async def test_a_users_sessions_on_several_slots_are_listed_and_revoked(store: R
     finally:
         for client in clients:
             await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_stats_count_this_prefixs_sessions_on_every_master(store: RedisStore) -> None:
+    """``fastapi-sessions stats`` on a Cluster: SCAN on each primary, no whole-server INFO figures."""
+    now = time.time()
+    record = SessionRecord({"a": b"1"}, SessionMeta(now, now + 600))
+    for index in range(40):
+        assert await store.create(f"k{index}", record, ttl=600) is WriteResult.OK
+    await store.index_add("alice", "k1", until=now + 600, now=now)
+    stats = await store.stats()
+    assert stats["sessions"] == 40
+    assert stats["indexed_users"] == 1
+    assert not any(name.startswith("server_") for name in stats)

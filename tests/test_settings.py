@@ -402,8 +402,8 @@ def test_idle_timeout_equal_to_max_age_is_accepted() -> None:
 
 
 def test_unknown_store_url_scheme_fails_at_manager_construction() -> None:
-    settings = make_settings(store_url="postgres://admin:hunter2pw@db.internal/1")
-    with pytest.raises(SessionConfigError, match="postgres") as info:
+    settings = make_settings(store_url="mysql://admin:hunter2pw@db.internal/1")
+    with pytest.raises(SessionConfigError, match="mysql") as info:
         SessionManager(UserSession, settings=settings)
     assert isinstance(info.value, ValueError)
     assert "hunter2pw" not in str(info.value)
@@ -605,7 +605,7 @@ def test_an_error_about_a_middleware_keyword_names_that_keyword_and_the_variable
 
 
 @pytest.mark.parametrize(
-    "url", ["127.0.0.1:6379", "localhost", "mongodb://localhost", "postgres://admin:hunter2pw@db/1"]
+    "url", ["127.0.0.1:6379", "localhost", "mongodb://localhost", "mysql://admin:hunter2pw@db/1"]
 )
 def test_a_store_url_that_is_no_store_url_says_what_one_looks_like(url: str) -> None:
     with pytest.raises(SessionConfigError) as caught:

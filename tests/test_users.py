@@ -71,11 +71,31 @@ class HeldCreates(IndexRecordingStore):
         return await super().create(key, record, ttl=ttl)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[HeldCreates]:
-    """The store under test, counted: a MemoryStore, or a RedisStore on this test's own prefix."""
+    """The store under test, counted: a MemoryStore, a RedisStore on this test's own prefix, or a
+    PostgresStore in this test's own schema."""
     if request.param == "memory":
         yield HeldCreates(MemoryStore(clock=clock))
+        return
+    if request.param == "postgres":
+        pytest.importorskip("asyncpg")
+        from fastapi_sessions.stores.postgres import PostgresStore
+
+        from .postgres_support import postgres_schema, store_url
+
+        async with postgres_schema() as (dsn, schema):
+            url = store_url(dsn, f"{schema}.sessions")
+            postgres = PostgresStore.from_url(url, clock=clock, timeout=HANG_GUARD)
+            await postgres.create_table()
+            yield HeldCreates(postgres)
+            await postgres.aclose()
         return
     from fastapi_sessions.stores.redis import RedisStore  # the [redis] extra: only where it runs
 

@@ -17,15 +17,19 @@ from .base import (
 )
 from .index import IndexedSession, UserIndexStore
 from .memory import MemoryStore
+from .operations import PurgingStore, StatsStore, TableStore
 
 __all__ = [
     "CorruptRecordError",
     "IndexedSession",
     "MemoryStore",
+    "PurgingStore",
     "SessionChange",
     "SessionMeta",
     "SessionRecord",
     "SessionStore",
+    "StatsStore",
+    "TableStore",
     "UserIndexStore",
     "WriteResult",
     "json_document",

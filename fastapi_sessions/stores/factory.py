@@ -13,7 +13,7 @@ __all__ = ["check_store_settings", "store_from_settings"]
 #: What SESSION_STORE_URL may look like; every scheme the settings can build a store from.
 URL_EXAMPLES = (
     "memory://, memory://?max_entries=100000, redis://localhost:6379/0, "
-    "rediss://user:password@host:6380/0 or unix:///run/redis.sock?db=0"
+    "rediss://user:password@host:6380/0, unix:///run/redis.sock?db=0 or postgresql://user@host/db"
 )
 
 # The settings that configure a store the manager builds, and the store attribute each one sets.
@@ -50,13 +50,38 @@ def store_from_settings(settings: SessionSettings, *, clock: Clock | None = None
             if "SESSION_" in str(exc):  # names its setting already
                 raise
             raise SessionConfigError(f"SESSION_STORE_URL: {exc}") from exc
+    if scheme in {"postgresql", "postgres"}:
+        return _postgres_store(settings, clock)
     where = f"{scheme}://...@{url.rsplit('@', 1)[1]}" if "@" in url else url  # never a password
     what = f"no scheme in {where!r}" if "://" not in url else f"unknown scheme {scheme!r} in {where!r}"
     raise SessionConfigError(
         f"SESSION_STORE_URL must be a URL such as {URL_EXAMPLES}; got {what}. redis://, rediss:// "
-        "and unix:// need pip install 'pselfastapise-async[redis]'; for Sentinel, Cluster or a "
+        "and unix:// need pip install 'pselfastapise-async[redis]', postgresql:// needs "
+        "pip install 'pselfastapise-async[postgres]'; for Sentinel, Cluster or a "
         "custom store, build the store and pass store=... to SessionManager."
     )
+
+
+def _postgres_store(settings: SessionSettings, clock: Clock | None) -> SessionStore:
+    """The PostgreSQL store of ``postgresql://``/``postgres://``, on the manager's clock."""
+    if settings.store_wait_replicas:
+        raise SessionConfigError(
+            f"SESSION_STORE_WAIT_REPLICAS={settings.store_wait_replicas} is for Redis replicas, and "
+            "SESSION_STORE_URL names PostgreSQL: set SESSION_STORE_WAIT_REPLICAS to 0 and use "
+            "PostgreSQL's own synchronous replication (synchronous_standby_names) instead."
+        )
+    from .postgres import PostgresStore  # imported here: the core never imports asyncpg
+
+    try:
+        return PostgresStore.from_url(
+            settings.store_url,
+            prefix=settings.store_prefix,
+            timeout=settings.store_timeout,
+            clock=clock,
+            built_from_settings=True,
+        )
+    except SessionConfigError as exc:
+        raise SessionConfigError(f"SESSION_STORE_URL: {exc}") from exc
 
 
 def check_store_settings(settings: SessionSettings, store: object) -> None:

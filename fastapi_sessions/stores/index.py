@@ -2,8 +2,9 @@
 
 Logins (``SessionUsers.login``), the list of a user's sessions and revoking them need it; a store
 without it serves every other feature, and those helpers raise ``SessionConfigError`` naming
-``UserIndexStore``. ``MemoryStore`` and ``RedisStore`` have it; implement these three methods to give
-a custom store it, and run ``fastapi_sessions.testing.UserIndexConformance`` against it.
+``UserIndexStore``. ``MemoryStore``, ``RedisStore`` and ``PostgresStore`` have it; implement these
+three methods to give a custom store it, and run ``fastapi_sessions.testing.UserIndexConformance``
+against it.
 
 Rules (each a check of ``fastapi_sessions.testing.UserIndexConformance``):
 

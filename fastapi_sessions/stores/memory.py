@@ -135,11 +135,12 @@ class MemoryStore:
             now = self._clock.monotonic()
         return now + (ttl if ttl < left else left if left > 0.0 else 0.0)
 
-    def _reap(self, budget: int, looks: int) -> None:
-        """Reclaim up to ``budget`` expired sessions, looking at ``looks`` heap items per segment."""
+    def _reap(self, budget: int, looks: int) -> int:
+        """Reclaim up to ``budget`` expired sessions, looking at ``looks`` heap items per segment;
+        how many went."""
         now = self._clock.monotonic()
-        budget -= self._probation.reap(now, budget, looks)
-        self._protected.reap(now, budget, looks)
+        reaped = self._probation.reap(now, budget, looks)
+        return reaped + self._protected.reap(now, budget - reaped, looks)
 
     def _insert(self, key: str, entry: Entry, segment: Segment) -> None:
         self._reap(_REAP_PER_WRITE, _REAP_LOOKS_PER_WRITE)
@@ -284,6 +285,36 @@ class MemoryStore:
         self._probation = Segment()
         self._protected = Segment()
         self._users = {}
+
+    # -- operations (``PurgingStore``, ``StatsStore``) ------------------------------------------
+
+    async def purge_expired(self) -> int:
+        """Reclaim every expired session now, and the user index entries past their end; how many
+        sessions went. Writes reclaim a few each anyway: this is for a store that sees few writes."""
+        purged = self._reap(len(self), len(self._probation.heap) + len(self._protected.heap))
+        now = self._clock.time()
+        for user in list(self._users):
+            if not self._user_index(user, now):
+                del self._users[user]
+        return purged
+
+    async def stats(self) -> dict[str, int | float | str]:
+        """How many sessions this process holds (live, in use, expired but not yet reclaimed) against
+        ``max_entries``, and how many users have an index; a scan of the store, for operators only."""
+        now = self._clock.monotonic()
+        live = sum(
+            entry.deadline > now
+            for segment in (self._probation, self._protected)
+            for entry in segment.entries.values()
+        )
+        return {
+            "store": "memory (this process only)",
+            "sessions": live,
+            "in_use": len(self._protected.entries),
+            "expired_unreclaimed": len(self) - live,
+            "max_entries": self.max_entries,
+            "indexed_users": len(self._users),
+        }
 
     # -- the user index (``UserIndexStore``) ---------------------------------------------------
 

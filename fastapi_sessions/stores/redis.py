@@ -64,6 +64,7 @@ _CLEAR_BATCH = 500
 # plain call's, since a wrong guess would log the user out. Only this rare path ever waits that long.
 _SETTLE_DEADLINES = 3
 _DATA = b"="  # data fields are "=name"; metadata fields are single letters
+_USERS = "users:"  # after the prefix, the start of each user's index key
 
 _RESULTS = {
     b"ok": WriteResult.OK,
@@ -459,7 +460,7 @@ class RedisStore:
         """The sorted set of ``user``'s session keys: under the prefix (``clear`` removes it), named by
         a hash of the user (any identifier fits a key), in a hash tag: on a Cluster, one slot per user."""
         digest = hashlib.blake2b(user.encode(), digest_size=16, person=b"fastapi-users").hexdigest()
-        return f"{self.prefix}users:{{{digest}}}"
+        return f"{self.prefix}{_USERS}{{{digest}}}"
 
     async def index_add(self, user: str, key: str, *, until: float, now: float) -> None:
         args = [_float(now), _float(until), key.encode()]
@@ -508,19 +509,69 @@ class RedisStore:
 
     async def _unlink_matching(self, pattern: str, node: ClusterNode | None) -> None:
         """SCAN one server (``node`` of a Cluster, or the only one) and UNLINK what matches."""
+        async for keys in self._scan("clear", pattern, node):
+            await self._run("clear", self.client.unlink(*keys))
+
+    async def _scan(
+        self, what: str, pattern: str, node: ClusterNode | None, kind: str | None = None
+    ) -> AsyncIterator[list[bytes]]:
+        """The keys of one server (``node`` of a Cluster, or the only one) that match ``pattern``
+        (and are of type ``kind``), a SCAN step's batch at a time; never an empty batch."""
         cursor = 0
         while True:
             if node is None:
-                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH)
-                cursor, keys = await self._run("clear", scan)
+                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH, _type=kind)
+                cursor, keys = await self._run(what, scan)
             else:  # a Cluster answers with a cursor per node
-                scan = self.client.scan(cursor, match=pattern, count=_CLEAR_BATCH, target_nodes=node)
-                cursors, keys = await self._run("clear", scan)
+                scan = self.client.scan(
+                    cursor, match=pattern, count=_CLEAR_BATCH, _type=kind, target_nodes=node
+                )
+                cursors, keys = await self._run(what, scan)
                 cursor = cursors[node.name]
             if keys:
-                await self._run("clear", self.client.unlink(*keys))
+                yield keys
             if cursor == 0:
                 return
+
+    # -- operations (``PurgingStore``, ``StatsStore``) ------------------------------------------
+
+    async def purge_expired(self) -> int:
+        """0: Redis removes expired session keys by itself (each has its TTL); nothing to purge."""
+        return 0
+
+    async def stats(self) -> dict[str, int | float | str]:
+        """This prefix's sessions, counted with SCAN (a batch at a time, never KEYS), on every primary
+        of a Cluster; and from INFO (not on a Cluster) what the server says of its memory, evictions
+        and expirations, for the whole server. Keys of a longer prefix that starts with this one
+        (``session:admin:`` under ``session:``) are not counted: a store key never holds a ``:``."""
+        pattern = _literal_pattern(self.prefix) + "*"
+        nodes = self.client.get_primaries() if isinstance(self.client, RedisCluster) else [None]
+        users_pattern = _literal_pattern(self.prefix + _USERS) + "*"
+        sessions = forwards = users = 0
+        start = len(self.prefix)
+        for node in nodes:
+            async for keys in self._scan("count", pattern, node, "hash"):
+                for name in keys:
+                    rest = _bytes(name)[start:]
+                    if b":" not in rest:  # rotation's forwards are "<key>.forward": no key holds a "."
+                        forwards += b"." in rest
+                        sessions += b"." not in rest
+            async for keys in self._scan("count", users_pattern, node, "zset"):
+                users += len(keys)
+        figures: dict[str, int | float | str] = {
+            "store": "redis",
+            "prefix": self.prefix,
+            "sessions": sessions,
+            "rotation_forwards": forwards,
+            "indexed_users": users,
+        }
+        if isinstance(self.client, Redis):
+            info = await self._run("statistics read", self.client.info())
+            for field in ("redis_version", "used_memory", "maxmemory", "maxmemory_policy"):
+                figures[f"server_{field}"] = info.get(field, "")
+            for field in ("evicted_keys", "expired_keys"):
+                figures[f"server_{field}"] = info.get(field, 0)
+        return figures
 
     async def aclose(self) -> None:
         """Close the connection pool if this store built it (``from_url``); a client passed in is

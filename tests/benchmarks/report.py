@@ -172,6 +172,22 @@ def _commands(results: Result) -> str:
         "### (c) Redis commands per request\n\n"
         f"Counted with `MONITOR` on a private server over {requests} requests per route, after a warm-up; "
         "commands run inside a Lua script are not round trips and are not counted.\n\n"
+        f"{_table(['system', *(f'`{p}`' for p in ROUTES)], rows)}\n" + _statements(results)
+    )
+
+
+def _statements(results: Result) -> str:
+    """PostgreSQL statements per request, when a PostgreSQL system ran."""
+    found = results.get("postgres_statements") or {}
+    if not found:
+        return ""
+    rows = [
+        [LABELS[system], *(f"{data['routes'][p]['per_request']:g}" for p in ROUTES)]
+        for system, data in found.items()
+    ]
+    return (
+        "\nPostgreSQL statements per request, counted on the store's pool after a warm-up (each one "
+        "round trip once asyncpg has prepared it):\n\n"
         f"{_table(['system', *(f'`{p}`' for p in ROUTES)], rows)}\n"
     )
 

@@ -36,7 +36,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(HERE))
 
-from apps import REDIS_SYSTEMS, ROUTES, SYSTEMS  # noqa: E402
+from apps import POSTGRES_SYSTEMS, REDIS_SYSTEMS, ROUTES, SYSTEMS  # noqa: E402
 from report import render  # noqa: E402
 
 from tests.redis_support import Server, free_port, start_server  # noqa: E402
@@ -74,6 +74,9 @@ class Bench:
         if self.peer is None and "fastapi-sessions" in self.systems:
             log("no --peer-path: skipping fastapi-sessions")
             self.systems.remove("fastapi-sessions")
+        if any(s in POSTGRES_SYSTEMS for s in self.systems) and not _postgres_answers():
+            log("no PostgreSQL server (BENCH_POSTGRES_URL, else the local socket): skipping ours-postgres")
+            self.systems = [s for s in self.systems if s not in POSTGRES_SYSTEMS]
 
     # -- subprocesses ----------------------------------------------------------------------------
 
@@ -124,6 +127,13 @@ class Bench:
             system: self.worker("redis-commands", system, "--requests", "50")
             for system in self.systems
             if system in REDIS_SYSTEMS
+        }
+
+    def postgres_statements(self) -> Result:
+        return {
+            system: self.worker("postgres-statements", system, "--requests", "50")
+            for system in self.systems
+            if system in POSTGRES_SYSTEMS
         }
 
     def memory(self) -> Result:
@@ -455,6 +465,7 @@ class Bench:
             results["inprocess"] = self.inprocess()
             log("(c) Redis commands per request")
             results["redis_commands"] = self.redis_commands()
+            results["postgres_statements"] = self.postgres_statements()
             log("(d) memory per stored session")
             results["memory"] = self.memory()
             if not self.args.skip_e2e:
@@ -468,6 +479,29 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
         results["seconds"] = round(time.monotonic() - started)
         return results
+
+
+def _postgres_answers() -> bool:
+    """Whether the PostgreSQL server of the benchmark's PostgreSQL systems answers."""
+    import asyncio
+
+    try:
+        import asyncpg
+    except ImportError:  # the [postgres] extra is not installed
+        return False
+    from apps.ours import POSTGRES_URL
+
+    url = os.environ.get("BENCH_POSTGRES_URL") or POSTGRES_URL
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(url.replace("&table=bench_sessions", ""), timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError):
+        return False
+    return True
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -1,9 +1,10 @@
 """One system, in its own process: ``python tests/benchmarks/worker.py TASK --system NAME --out FILE``.
 
-Tasks: ``inprocess`` (figure a), ``redis-commands`` (c), ``memory`` and ``reclaim`` (d, in-process
-stores), ``redis-memory`` (d, Redis), ``requests`` (e: a fixed number of requests to one route, run
-under callgrind by the driver). Each writes one JSON document to ``--out``. Every loop is bounded
-by a count; the driver gives each process a timeout as well.
+Tasks: ``inprocess`` (figure a), ``redis-commands`` (c), ``postgres-statements`` (c, PostgreSQL),
+``memory`` and ``reclaim`` (d, in-process stores), ``redis-memory`` (d, Redis), ``requests`` (e: a
+fixed number of requests to one route, run under callgrind by the driver). Each writes one JSON
+document to ``--out``. Every loop is bounded by a count; the driver gives each process a timeout as
+well.
 """
 
 from __future__ import annotations
@@ -226,6 +227,48 @@ async def redis_commands(system: str, redis_url: str, requests: int) -> Result:
     return {"system": system, "routes": found}
 
 
+# -- (c) PostgreSQL statements per request -------------------------------------------------------
+
+
+class CountingPool:
+    """The store's asyncpg pool, counting the statements the store runs on it (one call each)."""
+
+    STATEMENTS = frozenset({"fetch", "fetchrow", "fetchval", "execute"})
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.STATEMENTS:
+            self.count += 1
+        return getattr(self.pool, name)
+
+
+async def postgres_statements(system: str, requests: int) -> Result:
+    """Statements per request of each route: each is one round trip once asyncpg has prepared it
+    (the first use of each statement on a connection costs one more, then it is cached)."""
+    built = build(system)
+    client = Client(built.app)
+    await client.start()
+    browser = Browser(client)
+    await _sanity(browser, session=True)
+    counting = CountingPool(built.store.pool)
+    built.store.pool = counting
+    found: dict[str, Any] = {}
+    for path in ROUTES:
+        await browser.login()
+        for _ in range(5):
+            await _checked(browser, path)
+        counting.count = 0
+        for _ in range(requests):
+            await _checked(browser, path)
+        found[path] = {"requests": requests, "per_request": counting.count / requests}
+    built.store.pool = counting.pool
+    await client.stop()
+    return {"system": system, "routes": found}
+
+
 # -- (d) memory per stored session ---------------------------------------------------------------
 
 
@@ -378,7 +421,16 @@ async def redis_memory(system: str, redis_url: str, sessions: int, concurrency: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "task", choices=["inprocess", "redis-commands", "memory", "reclaim", "redis-memory", "requests"]
+        "task",
+        choices=[
+            "inprocess",
+            "redis-commands",
+            "postgres-statements",
+            "memory",
+            "reclaim",
+            "redis-memory",
+            "requests",
+        ],
     )
     parser.add_argument("--path", default="/read")
     parser.add_argument("--system", required=True)
@@ -394,6 +446,8 @@ def main() -> None:
         job = inprocess(args.system, args.redis_url, args.runs, args.requests, args.warmup)
     elif args.task == "redis-commands":
         job = redis_commands(args.system, args.redis_url, args.requests)
+    elif args.task == "postgres-statements":
+        job = postgres_statements(args.system, args.requests)
     elif args.task == "memory":
         job = memory(args.system, args.sessions)
     elif args.task == "reclaim":

@@ -32,6 +32,7 @@ SYSTEMS: dict[str, tuple[str, str | None]] = {
     "plain-depends": ("plain", "depends"),
     "ours-memory": ("ours", "memory"),
     "ours-redis": ("ours", "redis"),
+    "ours-postgres": ("ours", "postgres"),
     "ours-memory-encrypted": ("ours", "memory-encrypted"),
     "ours-middleware": ("ours_middleware", "memory"),
     "ours-middleware-redis": ("ours_middleware", "redis"),
@@ -41,11 +42,15 @@ SYSTEMS: dict[str, tuple[str, str | None]] = {
     "fastapi-sessions": ("peer_fastapi_sessions", None),
 }
 REDIS_SYSTEMS = ("ours-redis", "ours-middleware-redis", "starsessions-redis")
+# On the server BENCH_POSTGRES_URL names (default: the local socket, database test), in a table of
+# their own that the app creates at start-up.
+POSTGRES_SYSTEMS = ("ours-postgres",)
 LABELS = {
     "plain": "plain FastAPI (floor)",
     "plain-depends": "plain FastAPI + one trivial `Depends` (floor of any `Depends()` design)",
     "ours-memory": "ours, `Depends`, MemoryStore",
     "ours-redis": "ours, `Depends`, RedisStore",
+    "ours-postgres": "ours, `Depends`, PostgresStore",
     "ours-memory-encrypted": "ours, `Depends`, MemoryStore, SESSION_ENCRYPTION_KEYS set",
     "ours-middleware": "ours, `SessionMiddleware`, MemoryStore",
     "ours-middleware-redis": "ours, `SessionMiddleware`, RedisStore",

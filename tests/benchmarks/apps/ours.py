@@ -1,6 +1,10 @@
-"""Ours: ``SessionManager`` with ``MemoryStore`` (the default store) or ``RedisStore``, as the docs show;
-``memory-encrypted``: MemoryStore with encryption at rest (``SESSION_ENCRYPTION_KEYS``)."""
+"""Ours: ``SessionManager`` with ``MemoryStore`` (the default store), ``RedisStore`` or ``PostgresStore``,
+as the docs show; ``memory-encrypted``: MemoryStore with encryption at rest
+(``SESSION_ENCRYPTION_KEYS``)."""
 
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
@@ -9,6 +13,8 @@ from pydantic import BaseModel
 from apps import LOGIN, SECRET, System
 from fastapi_sessions import SessionManager, SessionSettings
 
+POSTGRES_URL = "postgresql:///test?host=/var/run/postgresql&table=bench_sessions"
+"""The PostgreSQL store's URL without BENCH_POSTGRES_URL: the local socket, a table of its own."""
 # A fixed AES-256 key, for the benchmark only (urlsafe base64 of bytes 0..31).
 ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
@@ -32,12 +38,16 @@ def build(variant: str | None, redis_url: str | None, clock: Any = None, **optio
 
         assert redis_url is not None
         store = RedisStore.from_url(redis_url)
+    elif variant == "postgres":
+        from fastapi_sessions.stores.postgres import PostgresStore
+
+        store = PostgresStore.from_url(os.environ.get("BENCH_POSTGRES_URL") or POSTGRES_URL)
     elif clock is not None:
         from fastapi_sessions.stores.memory import MemoryStore
 
         store = MemoryStore(clock=clock)
     sessions = SessionManager(BenchSession, settings=settings, store=store, clock=clock)
-    app = FastAPI()
+    app = FastAPI(lifespan=_lifespan(store) if variant == "postgres" else None)
     sessions.install(app)
     Session = Annotated[BenchSession, Depends(sessions.get_session)]
 
@@ -61,5 +71,17 @@ def build(variant: str | None, redis_url: str | None, clock: Any = None, **optio
         return {"ok": True}
 
     inner = getattr(sessions.store, "inner", sessions.store)  # under an EncryptedStore
-    store_len = None if variant == "redis" else (lambda: len(inner))
+    store_len = None if variant in ("redis", "postgres") else (lambda: len(inner))
     return System(app, store_len, sessions.store)
+
+
+def _lifespan(store: Any) -> Any:
+    """Create the PostgreSQL store's table at start-up and close its pool at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.create_table()
+        yield
+        await store.aclose()
+
+    return lifespan

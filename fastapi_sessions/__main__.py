@@ -1,0 +1,10 @@
+"""``python -m fastapi_sessions``: the ``fastapi-sessions`` command-line tool."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
