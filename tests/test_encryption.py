@@ -617,6 +617,7 @@ def test_keys_set_without_the_extra_fail_at_start_up_naming_the_install_command(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.encrypted")
+    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.sealing")
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
     settings = make_settings(encryption_keys=text(NEW_KEY))
     with pytest.raises(ImportError, match=r"pip install 'pselfastapise-async\[crypto\]'"):
