@@ -15,6 +15,7 @@ from .backends.adapter import as_store
 from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .codec import ModelCodec
+from .encryption import encrypt_store
 from .engine import SessionEngine
 from .exceptions import SessionNotInstalledError
 from .flashes import Flash, FlashCategory, add_flash, take_flashes
@@ -66,6 +67,7 @@ class SessionManager(Generic[M]):
             if store is not None
             else store_from_settings(self.settings, clock=clock)
         )
+        self.store = encrypt_store(self.store, self.settings)  # SESSION_ENCRYPTION_KEYS, if set
         self.engine = SessionEngine(codec, self.settings, self.store, clock)
         self.model = model
         self.scope_key = scope_key(self.settings.cookie_name)

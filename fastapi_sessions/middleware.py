@@ -19,6 +19,7 @@ from .backends.adapter import as_store
 from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .dictsession import DictCodec, SessionDict
+from .encryption import encrypt_store
 from .engine import SessionEngine
 from .exceptions import (
     SessionConfigError,
@@ -87,6 +88,7 @@ class SessionMiddleware:
             if backend is None
             else as_store(backend, clock=clock)
         )
+        self.store = encrypt_store(self.store, self.settings)  # SESSION_ENCRYPTION_KEYS, if set
         # The sessions of requests in flight, by id() of their dict: request.session.regenerate() & co.
         self.live: dict[int, Session[SessionDict]] = {}
         self.engine = SessionEngine(DictCodec(self.live), self.settings, self.store, clock)

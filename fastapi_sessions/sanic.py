@@ -35,6 +35,7 @@ from .backends.base import Backend
 from .clock import Clock, SystemClock
 from .codec import Codec, ModelCodec
 from .dictsession import DictCodec, SessionDict
+from .encryption import encrypt_store
 from .engine import SessionEngine
 from .exceptions import (
     CONFLICT_DETAIL,
@@ -351,6 +352,7 @@ def install(
     store = (
         store_from_settings(settings, clock=clock) if backend is None else as_store(backend, clock=clock)
     )
+    store = encrypt_store(store, settings)  # SESSION_ENCRYPTION_KEYS, if set
     sessions = SanicSessions(SessionEngine(codec, settings, store, clock), live, owns_store=backend is None)
     app.register_middleware(sessions._load, "request", priority=_OUTERMOST)
     app.register_middleware(sessions._commit, "response", priority=_OUTERMOST)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .encryption import decode_key
 from .exceptions import SessionConfigError
 
 __all__ = ["SessionSettings", "explain", "settings_from", "variable"]
@@ -207,6 +208,11 @@ class SessionSettings(BaseSettings):
         default=False,
         description="Record the client's IP address with each login (personal data: off by default).",
     )
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Encrypt stored session values (AES-256-GCM) with these urlsafe-base64 keys, newest "
+        "first: the newest encrypts, all decrypt. Needs the [crypto] extra.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -226,7 +232,7 @@ class SessionSettings(BaseSettings):
     def _lower_samesite(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("secret_key_fallbacks", mode="before")
+    @field_validator("secret_key_fallbacks", "encryption_keys", mode="before")
     @classmethod
     def _split_fallbacks(cls, value: object) -> object:
         if value is None:
@@ -236,6 +242,14 @@ class SessionSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_encryption_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        keys = [decode_key(key.get_secret_value(), f"key {index}") for index, key in enumerate(value)]
+        if len(set(keys)) != len(keys):
+            raise ValueError("lists one key twice; list each key once, newest first.")
         return value
 
     @field_validator("cookie_name")
@@ -307,6 +321,11 @@ class SessionSettings(BaseSettings):
         return [k.get_secret_value() for k in self.secret_key_fallbacks] + [
             self.secret_key.get_secret_value()
         ]
+
+    def encryption_key_bytes(self) -> list[bytes]:
+        """The encryption keys' bytes, newest first; empty when encryption at rest is off."""
+        keys = self.encryption_keys
+        return [decode_key(key.get_secret_value(), "SESSION_ENCRYPTION_KEYS") for key in keys]
 
 
 # Keywords the classic doors accept besides the field names: the article's and Starlette's

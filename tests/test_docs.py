@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 NO_RUN = "<!-- no-run -->"
-EXTRAS = {"redis", "sanic", "asyncpg"}
+EXTRAS = {"asyncpg", "cryptography", "redis", "sanic"}
 """The top-level modules of the optional extras."""
 KEY = "docs-k3y-for-tests-only-0123456789-abcdefghij"
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")

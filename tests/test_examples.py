@@ -646,3 +646,36 @@ async def test_sanic_app_login_cart_logout_flow_and_its_store_is_closed_at_shutd
         await client.post("/cart/tea")
         assert len(store) == 1
     assert closed == [True], "the store the app made is closed when the server stops"
+
+
+# -- encrypted_app -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_encrypted_app_stores_ciphertexts_only_and_reads_them_back(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    monkeypatch.setenv("SESSION_ENCRYPTION_KEYS", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+    module = load_example("encrypted_app")
+    async with client_for(module.app) as client:
+        assert (await client.get("/stored")).status_code == 404
+        login = await client.post("/login", params={"user": "alice", "iban": "DE89370400440532013000"})
+        assert login.status_code == 303
+        assert (await client.get("/")).json() == {"user": "alice", "iban": "DE89370400440532013000"}
+        stored = (await client.get("/stored")).json()
+        assert set(stored) == {"user", "iban", "$fs:enc"}
+        assert not any("alice" in value or "DE89" in value for value in stored.values())
+        assert (await client.post("/logout")).status_code == 303
+        assert (await client.get("/")).json() == {"user": None, "iban": None}
+
+
+def test_encrypted_app_refuses_to_start_without_keys(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    monkeypatch.setenv("SESSION_SECRET_KEY", KEY)
+    monkeypatch.delenv("SESSION_ENCRYPTION_KEYS", raising=False)
+    with pytest.raises(SystemExit, match="SESSION_ENCRYPTION_KEYS"):
+        load_example("encrypted_app")

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..clock import Clock
 from ..dictsession import DictCodec, SessionDict
+from ..encryption import encrypt_store
 from ..engine import SessionEngine
 from ..exceptions import CorruptRecordError, SessionConfigError
 from ..settings import SessionSettings
@@ -132,6 +133,12 @@ class Context:
             raise CliError(str(exc), Exit.CONFIG) from exc
         except ImportError as exc:  # the store's extra is missing; the message names the install
             raise CliError(f"SESSION_STORE_URL: {exc}", Exit.CONFIG) from exc
+        try:
+            store = encrypt_store(store, settings)  # as the app's doors do: SESSION_ENCRYPTION_KEYS
+        except (SessionConfigError, ImportError) as exc:
+            if self.store is None:
+                await store.aclose()
+            raise CliError(str(exc), Exit.CONFIG) from exc
         try:
             try:
                 engine = SessionEngine(DictCodec({}), settings, store, self.clock)

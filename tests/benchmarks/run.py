@@ -52,6 +52,7 @@ INSTRUCTION_CASES = {
     "plain": ("/bare", "/read", "/write"),
     "plain-depends": ("/read",),
     "ours-memory": ("/bare", "/read", "/write"),
+    "ours-memory-encrypted": ("/read", "/write"),
     "ours-middleware": ("/bare", "/read", "/write"),
     "starlette": ("/read", "/write"),
     "starsessions-memory": ("/read", "/write"),

@@ -1,5 +1,6 @@
 """Ours: ``SessionManager`` with ``MemoryStore`` (the default store), ``RedisStore`` or ``PostgresStore``,
-as the docs show."""
+as the docs show; ``memory-encrypted``: MemoryStore with encryption at rest
+(``SESSION_ENCRYPTION_KEYS``)."""
 
 import os
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ from fastapi_sessions import SessionManager, SessionSettings
 
 POSTGRES_URL = "postgresql:///test?host=/var/run/postgresql&table=bench_sessions"
 """The PostgreSQL store's URL without BENCH_POSTGRES_URL: the local socket, a table of its own."""
+# A fixed AES-256 key, for the benchmark only (urlsafe base64 of bytes 0..31).
+ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
 class Prefs(BaseModel):
@@ -48,6 +51,8 @@ BenchSession = RealisticSession if MODEL == "realistic" else FlatSession
 def build(variant: str | None, redis_url: str | None, clock: Any = None, **options: Any) -> System:
     # Defaults everywhere (cookie_secure=True: the driver speaks https), only the key is given.
     settings = SessionSettings(secret_key=SECRET)
+    if variant == "memory-encrypted":
+        settings = SessionSettings(secret_key=SECRET, encryption_keys=[ENCRYPTION_KEY])
     store = None
     if variant == "redis":
         from fastapi_sessions.stores.redis import RedisStore
@@ -86,7 +91,8 @@ def build(variant: str | None, redis_url: str | None, clock: Any = None, **optio
             setattr(session, name, Prefs(**value) if name == "prefs" else value)
         return {"ok": True}
 
-    store_len = None if variant in ("redis", "postgres") else (lambda: len(sessions.store))  # type: ignore[arg-type]
+    inner = getattr(sessions.store, "inner", sessions.store)  # under an EncryptedStore
+    store_len = None if variant in ("redis", "postgres") else (lambda: len(inner))
     return System(app, store_len, sessions.store)
 
 
