@@ -56,6 +56,7 @@ from .session import Session, live_session
 from .settings import SessionSettings, settings_from
 from .stores.base import SessionStore
 from .stores.factory import check_store_settings, store_from_settings
+from .stores.metered import unwrapped
 from .users import SessionUsers
 
 __all__ = ["SanicSessions", "install"]
@@ -140,7 +141,7 @@ class SanicSessions(Generic[D]):
     def __init__(self, engine: SessionEngine[D], live: dict[int, Session[D]], *, owns_store: bool) -> None:
         self.engine = engine
         self.settings = engine.settings
-        self.store = engine.store
+        self.store = unwrapped(engine.store)
         self.live = live
         """The sessions of requests in flight, by ``id()`` of their data: where the operations go."""
         self._owns_store = owns_store

@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from .exceptions import READ_ONLY, SessionStoreUnavailable, SessionUsageError
+from .exceptions import (
+    READ_ONLY,
+    SessionConflictError,
+    SessionStoreError,
+    SessionStoreUnavailable,
+    SessionUsageError,
+)
 from .logs import log
 from .state import stored_state
 from .stores.base import SessionRecord
@@ -318,6 +324,11 @@ class Session(Generic[D]):
         self.committed = True
         try:
             return await self._engine.commit(self, current)
+        except (SessionConflictError, SessionStoreError) as exc:  # each door answers 409 or 503
+            metrics = self._engine.metrics
+            if metrics is not None:
+                metrics.refused(exc)
+            raise
         finally:
             self.baseline = current
 

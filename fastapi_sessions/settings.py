@@ -213,6 +213,11 @@ class SessionSettings(BaseSettings):
         description="Encrypt stored session values (AES-256-GCM) with these urlsafe-base64 keys, newest "
         "first: the newest encrypts, all decrypt. Needs the [crypto] extra.",
     )
+    metrics: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="OpenTelemetry metrics: 'auto' records where the [otel] extra is installed, 'on' "
+        "requires it, 'off' never records.",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -23,6 +23,7 @@ from .indexing import LOGIN, UserIndexing, login_user
 from .state import stored_entry, stored_time
 from .stores.base import SessionRecord
 from .stores.index import IndexedSession
+from .stores.metered import unwrapped
 
 if TYPE_CHECKING:
     from .dictsession import SessionDict
@@ -89,9 +90,10 @@ class SessionUsers(Generic[D]):
     def _indexing(self) -> UserIndexing:
         users = self._engine.users
         if users is None:
+            store = unwrapped(self._engine.store)
             raise SessionConfigError(
                 f"Logins and lists of a user's sessions need a store with the UserIndexStore "
-                f"capability (fastapi_sessions.stores.index); {type(self._engine.store).__name__} does "
+                f"capability (fastapi_sessions.stores.index); {type(store).__name__} does "
                 "not have it. Use MemoryStore or RedisStore (SESSION_STORE_URL=redis://...), or add "
                 "index_add, index_remove and index_sessions to your store (see 'Users and their "
                 "sessions' in the docs)."

@@ -679,3 +679,41 @@ def test_encrypted_app_refuses_to_start_without_keys(
     monkeypatch.delenv("SESSION_ENCRYPTION_KEYS", raising=False)
     with pytest.raises(SystemExit, match="SESSION_ENCRYPTION_KEYS"):
         load_example("encrypted_app")
+# -- metrics_app: in a process of its own, as it sets the process' one MeterProvider ---------------
+
+_METRICS_VISIT = """
+import asyncio, importlib.util, sys
+import httpx
+
+spec = importlib.util.spec_from_file_location("metrics_app", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+
+async def visit() -> None:
+    transport = httpx.ASGITransport(module.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://t") as client:
+        assert (await client.post("/cart/apple")).json() == ["apple"]
+        assert (await client.get("/cart")).json() == ["apple"]
+        print((await client.get("/metrics/")).text)
+
+asyncio.run(visit())
+"""
+
+
+def test_metrics_app_shows_its_sessions_to_prometheus() -> None:
+    pytest.importorskip("opentelemetry.exporter.prometheus")
+    result = subprocess.run(  # our own interpreter on our own example
+        [sys.executable, "-c", _METRICS_VISIT, str(EXAMPLES / "metrics_app.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SESSION_SECRET_KEY": KEY},
+    )
+    assert result.returncode == 0, result.stderr
+    counters = {
+        line.split("{")[0]: line.rsplit(" ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("fastapi_sessions_sessions_")
+    }
+    assert counters["fastapi_sessions_sessions_created_total"] == "1.0"
+    assert counters["fastapi_sessions_sessions_loaded_total"] == "1.0"

@@ -64,6 +64,7 @@ def test_every_field_has_the_documented_default() -> None:
         "rotate_grace": 30,
         "record_ip": False,
         "encryption_keys": [],
+        "metrics": "auto",
     }
     assert set(expected) == set(SessionSettings.model_fields), "a field was added: give it a default check"
     actual = settings.model_dump()
@@ -95,6 +96,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
         "SESSION_ROTATE_GRACE": "20",
         "SESSION_RECORD_IP": "true",
         "SESSION_ENCRYPTION_KEYS": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "SESSION_METRICS": "off",
     }
     assert {name.removeprefix("SESSION_").lower() for name in env} == set(SessionSettings.model_fields)
     for name, value in env.items():
@@ -123,6 +125,7 @@ def test_every_field_is_read_from_its_session_env_var(monkeypatch: pytest.Monkey
     assert settings.rotate_grace == 20
     assert settings.record_ip is True
     assert settings.encryption_key_bytes() == [bytes(range(32))]
+    assert settings.metrics == "off"
 
 
 def test_keywords_are_used_and_win_over_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -567,6 +570,7 @@ BAD_FROM_ENV: dict[str, str | None] = {
     "rotate_grace": "-5",
     "record_ip": "perhaps",
     "encryption_keys": "not-a-key",
+    "metrics": "sometimes",
 }
 
 

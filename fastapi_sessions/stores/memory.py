@@ -7,9 +7,10 @@ Redis store as soon as the app runs more than one process.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from heapq import heappush
 from types import MappingProxyType
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
@@ -87,6 +88,9 @@ class MemoryStore:
         self._reported_at: float | None = None
         self._users: dict[str, dict[str, float]] = {}
         """Each user's logged-in session keys, with the time after which each is surely dead."""
+        self.on_dropped: Callable[[Literal["capacity", "expired"], int], None] | None = None
+        """Told how many sessions were evicted (``capacity``) or reclaimed once expired (``expired``):
+        how SESSION_METRICS counts them. None (the default) costs nothing."""
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> MemoryStore:
@@ -121,6 +125,7 @@ class MemoryStore:
             if entry is not None:
                 if entry.deadline <= now:
                     del segment.entries[key]
+                    self._expired_found()
                     return None
                 return segment, entry
         return None
@@ -140,7 +145,15 @@ class MemoryStore:
         how many went."""
         now = self._clock.monotonic()
         reaped = self._probation.reap(now, budget, looks)
-        return reaped + self._protected.reap(now, budget - reaped, looks)
+        reaped += self._protected.reap(now, budget - reaped, looks)
+        if reaped and self.on_dropped is not None:
+            self.on_dropped("expired", reaped)
+        return reaped
+
+    def _expired_found(self) -> None:
+        """An expired session met by a read or a write, and dropped: reclaimed like a reaped one."""
+        if self.on_dropped is not None:
+            self.on_dropped("expired", 1)
 
     def _insert(self, key: str, entry: Entry, segment: Segment) -> None:
         self._reap(_REAP_PER_WRITE, _REAP_LOOKS_PER_WRITE)
@@ -159,6 +172,8 @@ class MemoryStore:
         for _ in range(count):
             self._probation.pop_closest()
         self._evicted += count
+        if self.on_dropped is not None:
+            self.on_dropped("capacity", count)
         now = self._clock.monotonic()
         since = self._reported_at
         if since is not None and now - since < EVICTION_REPORT_INTERVAL:
@@ -190,6 +205,7 @@ class MemoryStore:
             return self._load_new(key, touch, now)
         if entry.deadline <= now:
             del self._protected.entries[key]
+            self._expired_found()
             return None
         record = entry.record()
         if touch is not None:  # rolling expiry
@@ -202,7 +218,10 @@ class MemoryStore:
     def _load_new(self, key: str, touch: float | None, now: float) -> SessionRecord | None:
         """A load of a probationary session: it came back, so it moves to the protected segment."""
         entry = self._probation.entries.pop(key, None)
-        if entry is None or entry.deadline <= now:
+        if entry is None:
+            return None
+        if entry.deadline <= now:
+            self._expired_found()
             return None
         record = entry.record()
         if touch is not None:
