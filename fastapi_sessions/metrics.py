@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from .exceptions import SessionConflictError, SessionStoreError
 from .stores.base import SessionStore
 from .stores.memory import MemoryStore
-from .stores.metered import MeteredStore
+from .stores.metered import OPERATION, MeteredStore
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
@@ -33,8 +33,6 @@ MetricsMode = Literal["auto", "on", "off"]
 METER_NAME = "fastapi_sessions"
 """The meter (instrumentation scope) every instrument belongs to, and the prefix of their names."""
 INSTALL = "pip install 'pselfastapise-async[otel]'"
-OPERATION = "fastapi_sessions.operation"
-"""The attribute naming a store call: ``load``, ``create``, ``update``, ``rename`` or ``delete``."""
 ERROR_TYPE = "error.type"
 """OpenTelemetry's attribute for what failed: the exception's class, fully qualified."""
 PHASE = "fastapi_sessions.phase"

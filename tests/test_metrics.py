@@ -483,7 +483,7 @@ STARLETTE_APP = """
 
 
 def test_without_opentelemetry_nothing_is_imported_or_recorded() -> None:
-    """A Starlette app (FastAPI itself needs the OpenTelemetry API since 0.165) with it blocked."""
+    """A Starlette app (recent FastAPI, 0.165 here, imports the OpenTelemetry API) with it blocked."""
     code = (
         textwrap.dedent(STARLETTE_APP)
         + """

@@ -13,17 +13,19 @@ from typing import Any
 
 from .base import SessionChange, SessionRecord, SessionStore, WriteResult
 
-__all__ = ["MeteredStore", "unwrapped"]
+__all__ = ["OPERATION", "MeteredStore", "unwrapped"]
 
 Record = Callable[[float, Mapping[str, str]], None]
 Failed = Callable[[str, BaseException, float], None]
 Wrote = Callable[[], None]
 
-_LOAD = {"fastapi_sessions.operation": "load"}
-_CREATE = {"fastapi_sessions.operation": "create"}
-_UPDATE = {"fastapi_sessions.operation": "update"}
-_RENAME = {"fastapi_sessions.operation": "rename"}
-_DELETE = {"fastapi_sessions.operation": "delete"}
+OPERATION = "fastapi_sessions.operation"
+"""The attribute naming a store call: ``load``, ``create``, ``update``, ``rename`` or ``delete``."""
+_LOAD = {OPERATION: "load"}
+_CREATE = {OPERATION: "create"}
+_UPDATE = {OPERATION: "update"}
+_RENAME = {OPERATION: "rename"}
+_DELETE = {OPERATION: "delete"}
 
 
 class MeteredStore:
