@@ -263,6 +263,25 @@ async def test_a_store_failing_at_commit_counts_an_update_error_and_a_commit_503
     assert value(found, "sessions.updated") == 0
 
 
+@pytest.mark.parametrize(
+    ("operation", "path", "seeded"),
+    [("create", "/cart/apple", False), ("rename", "/login/7", True), ("delete", "/logout", True)],
+)
+async def test_each_failing_store_operation_is_counted_by_its_name(
+    reader: InMemoryMetricReader, clock: FakeClock, operation: str, path: str, seeded: bool
+) -> None:
+    store = RecordingStore(MemoryStore(clock=clock))
+    async with client_of(make_app(manager(store, clock))) as client:
+        if seeded:
+            await client.post("/cart/apple")
+        store.failing = {operation}
+        assert (await client.post(path)).status_code == 503
+    found = points(reader)
+    assert value(found, "store.errors", operation=operation, error="ConnectionError") == 1
+    assert value(found, "store.operation.duration", operation=operation, error="ConnectionError") == 1
+    assert value(found, "responses.unavailable", phase="commit") == 1
+
+
 async def test_degraded_answers_are_counted_and_are_no_503(
     reader: InMemoryMetricReader, clock: FakeClock
 ) -> None:
@@ -359,6 +378,17 @@ class TestMeteredStoreContract(StoreConformance):
         assert isinstance(store, MeteredStore)
         yield StoreHarness(store, clock.time, fake_wait(clock))
         await store.aclose()
+
+
+async def test_the_wrapper_hands_other_methods_to_the_store_it_wraps(
+    reader: InMemoryMetricReader, clock: FakeClock
+) -> None:
+    store = MemoryStore(clock=clock)
+    wrapped = manager(store, clock).engine.store
+    assert isinstance(wrapped, MeteredStore)
+    assert repr(wrapped) == f"MeteredStore({store!r})"
+    await wrapped.clear()  # MemoryStore's own method, untimed
+    assert calls(points(reader), "load") == 0
 
 
 def test_off_leaves_the_store_unwrapped(reader: InMemoryMetricReader, clock: FakeClock) -> None:
