@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .exceptions import SessionConflictError, SessionStoreError
 from .stores.base import SessionStore
-from .stores.memory import MemoryStore
-from .stores.metered import OPERATION, MeteredStore
+from .stores.metered import OPERATION, MeteredStore, ReportsDrops
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
@@ -38,7 +37,7 @@ ERROR_TYPE = "error.type"
 PHASE = "fastapi_sessions.phase"
 """Where a 503 came from: the ``load`` of the session, or its ``commit``."""
 REASON = "fastapi_sessions.reason"
-"""Why MemoryStore dropped sessions: ``capacity`` (evicted) or ``expired`` (reclaimed)."""
+"""Why the store dropped sessions: ``capacity`` (evicted) or ``expired`` (reclaimed)."""
 # Store calls take microseconds in memory and about a millisecond over a network; the default
 # boundaries (0, 5, 10, 25... meant for milliseconds) would put every call in the first bucket.
 DURATION_BOUNDARIES = (
@@ -107,7 +106,7 @@ class SessionMetrics:
         self.evicted = 0
         """Sessions MemoryStore evicted because it was full."""
         self.expired = 0
-        """Expired sessions MemoryStore reclaimed."""
+        """Expired sessions MemoryStore reclaimed, or PostgresStore's purges removed."""
         self.unavailable_load = 0
         """Requests answered 503 because the store failed while loading the session."""
         self.unavailable_commit = 0
@@ -149,7 +148,7 @@ class SessionMetrics:
         counter(
             "sessions.evicted",
             "{session}",
-            "Sessions MemoryStore dropped: evicted when full, or reclaimed once expired.",
+            "Sessions the store dropped on its own: evicted when full, or reclaimed once expired.",
             lambda: [
                 Observation(self.evicted, {REASON: "capacity"}),
                 Observation(self.expired, {REASON: "expired"}),
@@ -188,8 +187,9 @@ class SessionMetrics:
         )
 
     def timed(self, store: SessionStore) -> SessionStore:
-        """``store`` with its calls timed and its failures counted; MemoryStore reports its evictions."""
-        if isinstance(store, MemoryStore):
+        """``store`` with its calls timed and its failures counted; a store that drops sessions on its
+        own (MemoryStore, PostgresStore's purge) reports them."""
+        if isinstance(store, ReportsDrops):
             store.on_dropped = self.dropped
         return MeteredStore(store, self.store_duration.record, self.failed, self.wrote)
 

@@ -339,6 +339,33 @@ async def test_memory_store_evictions_and_reclaimed_expired_sessions_are_counted
     assert value(found, "sessions.evicted", reason="capacity") == 1
 
 
+@pytest.mark.postgres
+async def test_postgres_purges_are_counted_as_reclaimed_expired_sessions(
+    reader: InMemoryMetricReader, clock: FakeClock
+) -> None:
+    pytest.importorskip("asyncpg")
+    from fastapi_sessions.stores.postgres import PostgresStore
+
+    from .postgres_support import asyncpg, postgres_schema
+
+    async with postgres_schema() as (dsn, schema):
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            store = PostgresStore(pool, table=f"{schema}.sessions", clock=clock)
+            await store.create_table()
+            async with client_of(make_app(manager(store, clock, max_age=600))) as client:
+                for item in "ab":
+                    client.cookies.clear()
+                    await client.post(f"/cart/{item}")
+            clock.advance(601)
+            assert await store.purge_expired() == 2
+        finally:
+            await pool.close()
+    found = points(reader)
+    assert value(found, "sessions.evicted", reason="expired") == 2
+    assert value(found, "sessions.created") == 2
+
+
 # -- what attributes hold ------------------------------------------------------------------------
 
 ALLOWED_ATTRIBUTES = {OPERATION, "fastapi_sessions.phase", "fastapi_sessions.reason", "error.type"}

@@ -7,10 +7,10 @@ Redis store as soon as the app runs more than one process.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from heapq import heappush
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from ..clock import Clock, SystemClock
@@ -21,6 +21,9 @@ from .base import SessionChange, SessionRecord, WriteResult, json_value_problem,
 from .index import IndexedSession
 from .packed import Entry
 from .segment import Segment
+
+if TYPE_CHECKING:
+    from .metered import DropReport
 
 __all__ = ["MemoryStore"]
 
@@ -88,7 +91,7 @@ class MemoryStore:
         self._reported_at: float | None = None
         self._users: dict[str, dict[str, float]] = {}
         """Each user's logged-in session keys, with the time after which each is surely dead."""
-        self.on_dropped: Callable[[Literal["capacity", "expired"], int], None] | None = None
+        self.on_dropped: DropReport | None = None
         """Told how many sessions were evicted (``capacity``) or reclaimed once expired (``expired``):
         how SESSION_METRICS counts them. None (the default) costs nothing."""
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .base import SessionChange, SessionRecord, SessionStore, WriteResult
 
-__all__ = ["OPERATION", "MeteredStore", "unwrapped"]
+__all__ = ["OPERATION", "DropReport", "MeteredStore", "ReportsDrops", "unwrapped"]
 
+DropReport = Callable[[Literal["capacity", "expired"], int], None]
+"""Told how many sessions a store dropped on its own: evicted when full (``capacity``), or
+reclaimed once expired (``expired``)."""
 Record = Callable[[float, Mapping[str, str]], None]
 Failed = Callable[[str, BaseException, float], None]
 Wrote = Callable[[], None]
@@ -26,6 +29,13 @@ _CREATE = {OPERATION: "create"}
 _UPDATE = {OPERATION: "update"}
 _RENAME = {OPERATION: "rename"}
 _DELETE = {OPERATION: "delete"}
+
+
+@runtime_checkable
+class ReportsDrops(Protocol):
+    """A store that says when it drops sessions on its own (MemoryStore, PostgresStore's purge)."""
+
+    on_dropped: DropReport | None
 
 
 class MeteredStore:

@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError, SessionStoreError
 from ..logs import log
 from .base import SessionChange, SessionRecord, WriteResult
+from .metered import DropReport
 from .postgres_index import PostgresUserIndex
 from .postgres_rows import decode_row, encode_fields
 from .postgres_sql import statements
@@ -125,6 +126,8 @@ class PostgresStore(PostgresUserIndex):
         self._opening: asyncio.Lock | None = None
         self._where = "PostgreSQL"
         self._timeout_name = "the store's timeout="
+        self.on_dropped: DropReport | None = None
+        """Told how many expired sessions each purge removed: how SESSION_METRICS counts them."""
 
     @classmethod
     def from_url(
@@ -339,6 +342,8 @@ class PostgresStore(PostgresUserIndex):
         now = self._clock.time()
         removed = await self._purge("purge", self._sql.purge, now)
         await self._purge("purge of the user index", self._sql.purge_index, now)
+        if removed and self.on_dropped is not None:
+            self.on_dropped("expired", removed)
         return removed
 
     async def _purge(self, what: str, sql: str, now: float) -> int:
