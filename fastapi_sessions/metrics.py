@@ -125,9 +125,7 @@ class SessionMetrics:
         )
         from opentelemetry.metrics import Observation
 
-        def counter(
-            name: str, unit: str, description: str, read: Callable[[], Iterable[Observation]]
-        ) -> None:
+        def counter(name: str, unit: str, description: str, read: Read) -> None:
             def observe(options: CallbackOptions) -> Iterable[Observation]:
                 return read()
 
@@ -212,7 +210,7 @@ class SessionMetrics:
         self.updated += 1
 
     def dropped(self, reason: Literal["capacity", "expired"], count: int) -> None:
-        """Count sessions MemoryStore evicted (``capacity``) or reclaimed (``expired``)."""
+        """Count sessions the store evicted (``capacity``) or reclaimed once expired (``expired``)."""
         if reason == "capacity":
             self.evicted += count
         else:
