@@ -13,7 +13,7 @@ built, its instruments are used directly; set later, OpenTelemetry's proxies sta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from .exceptions import SessionConflictError, SessionStoreError
 from .stores.base import SessionStore
@@ -56,6 +56,10 @@ DURATION_BOUNDARIES = (
     1.0,
 )
 
+_MAX_WRAPPERS = 8
+"""How deep under wrappers a store that reports its drops is looked for."""
+_ABSENT = object()
+
 _shared: SessionMetrics | None = None
 
 
@@ -79,6 +83,30 @@ def session_metrics(mode: MetricsMode) -> SessionMetrics | None:
 
         _shared = SessionMetrics(otel.get_meter(METER_NAME, __version__))
     return _shared
+
+
+def _reporting_drops(store: object) -> ReportsDrops | None:
+    """The store that reports the sessions it drops, found under the wrappers around it (an
+    ``EncryptedStore``, a ``RecordingStore``: each names the store it wraps ``inner``), if any.
+
+    Each object's own attributes only: a wrapper that forwards the rest (``__getattr__``) would
+    otherwise seem to have ``on_dropped``, and take the callback in the store's place.
+    """
+    for _ in range(_MAX_WRAPPERS):
+        if _own(store, "on_dropped") is not _ABSENT:
+            return cast(ReportsDrops, store)
+        store = _own(store, "inner")
+        if store is _ABSENT:
+            return None
+    return None
+
+
+def _own(target: object, name: str) -> object:
+    """``target.name`` without its ``__getattr__`` (if any); ``_ABSENT`` when it has none."""
+    try:
+        return object.__getattribute__(target, name)
+    except AttributeError:
+        return _ABSENT
 
 
 def error_type(exc: BaseException) -> str:
@@ -187,8 +215,9 @@ class SessionMetrics:
     def timed(self, store: SessionStore) -> SessionStore:
         """``store`` with its calls timed and its failures counted; a store that drops sessions on its
         own (MemoryStore, PostgresStore's purge) reports them."""
-        if isinstance(store, ReportsDrops):
-            store.on_dropped = self.dropped
+        dropping = _reporting_drops(store)
+        if dropping is not None:
+            dropping.on_dropped = self.dropped
         return MeteredStore(store, self.store_duration.record, self.failed, self.wrote)
 
     def failed(self, operation: str, exc: BaseException, seconds: float) -> None:

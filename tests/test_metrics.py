@@ -339,6 +339,24 @@ async def test_memory_store_evictions_and_reclaimed_expired_sessions_are_counted
     assert value(found, "sessions.evicted", reason="capacity") == 1
 
 
+async def test_evictions_are_counted_under_the_encryption_wrapper(
+    reader: InMemoryMetricReader, clock: FakeClock
+) -> None:
+    """SESSION_ENCRYPTION_KEYS wraps the store the door is given; its evictions still count."""
+    pytest.importorskip("cryptography")
+    store = MemoryStore(max_entries=2, clock=clock)
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    sessions = manager(store, clock, encryption_keys=[key])
+    from fastapi_sessions.stores.encrypted import EncryptedStore
+
+    assert isinstance(unwrapped(sessions.engine.store), EncryptedStore)
+    async with client_of(make_app(sessions)) as client:
+        for item in "abc":
+            client.cookies.clear()
+            await client.post(f"/cart/{item}")
+    assert value(points(reader), "sessions.evicted", reason="capacity") == 1
+
+
 @pytest.mark.postgres
 async def test_postgres_purges_are_counted_as_reclaimed_expired_sessions(
     reader: InMemoryMetricReader, clock: FakeClock

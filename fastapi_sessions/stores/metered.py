@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from time import perf_counter
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 from .base import SessionChange, SessionRecord, SessionStore, WriteResult
 
@@ -31,7 +31,6 @@ _RENAME = {OPERATION: "rename"}
 _DELETE = {OPERATION: "delete"}
 
 
-@runtime_checkable
 class ReportsDrops(Protocol):
     """A store that says when it drops sessions on its own (MemoryStore, PostgresStore's purge)."""
 
