@@ -679,6 +679,8 @@ def test_encrypted_app_refuses_to_start_without_keys(
     monkeypatch.delenv("SESSION_ENCRYPTION_KEYS", raising=False)
     with pytest.raises(SystemExit, match="SESSION_ENCRYPTION_KEYS"):
         load_example("encrypted_app")
+
+
 # -- metrics_app: in a process of its own, as it sets the process' one MeterProvider ---------------
 
 _METRICS_VISIT = """
