@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..stores.metered import unwrapped
 from ..stores.operations import PurgingStore, StatsStore, TableStore
 from .check import MEMORY_NOTE
 from .context import CliError, Context, Exit, note, print_json
@@ -45,7 +46,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def run_purge(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = engine.store
+        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
         if not isinstance(store, PurgingStore):
             raise CliError(
                 f"{type(store).__name__} ({context.where(settings)}) has no purge_expired(): see "
@@ -65,7 +66,7 @@ async def run_purge(args: argparse.Namespace, context: Context) -> Exit:
 async def run_stats(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = engine.store
+        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
         if not isinstance(store, StatsStore):
             raise CliError(
                 f"{type(store).__name__} ({context.where(settings)}) has no stats(): see "
@@ -86,7 +87,7 @@ async def run_stats(args: argparse.Namespace, context: Context) -> Exit:
 async def run_create_table(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = engine.store
+        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
         if not isinstance(store, TableStore):
             print(f"nothing to create: {type(store).__name__} keeps no table")
             return Exit.OK

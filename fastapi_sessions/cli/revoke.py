@@ -6,6 +6,7 @@ import argparse
 
 from ..dictsession import SessionDict
 from ..exceptions import SessionStoreUnavailable
+from ..stores.metered import unwrapped
 from ..users import SessionUsers
 from .check import MEMORY_NOTE
 from .context import CliError, Context, Exit, note
@@ -39,7 +40,7 @@ async def run(args: argparse.Namespace, context: Context) -> Exit:
         if engine.users is None:
             raise CliError(
                 f"Revoking a user's sessions needs a store with the per-user index (UserIndexStore, "
-                f"in fastapi_sessions.stores.index); {type(engine.store).__name__} "
+                f"in fastapi_sessions.stores.index); {type(unwrapped(engine.store)).__name__} "
                 f"({context.where(settings)}) has none. MemoryStore, RedisStore and PostgresStore have it "
                 "(SESSION_STORE_URL=redis://... or postgresql://...).",
                 Exit.UNSUPPORTED,
