@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..stores.metered import unwrapped
-from ..stores.operations import PurgingStore, StatsStore, TableStore
+from ..stores.operations import PurgingStore, StatsStore, TableStore, innermost
 from .check import MEMORY_NOTE
 from .context import CliError, Context, Exit, note, print_json
 
@@ -46,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def run_purge(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
+        store = innermost(engine.store)  # the storage itself, under encryption and metrics
         if not isinstance(store, PurgingStore):
             raise CliError(
                 f"{type(store).__name__} ({context.where(settings)}) has no purge_expired(): see "
@@ -66,7 +65,7 @@ async def run_purge(args: argparse.Namespace, context: Context) -> Exit:
 async def run_stats(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
+        store = innermost(engine.store)  # the storage itself, under encryption and metrics
         if not isinstance(store, StatsStore):
             raise CliError(
                 f"{type(store).__name__} ({context.where(settings)}) has no stats(): see "
@@ -87,7 +86,7 @@ async def run_stats(args: argparse.Namespace, context: Context) -> Exit:
 async def run_create_table(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
-        store = unwrapped(engine.store)  # the store itself, not the metrics' timing wrapper
+        store = innermost(engine.store)  # the storage itself, under encryption and metrics
         if not isinstance(store, TableStore):
             print(f"nothing to create: {type(store).__name__} keeps no table")
             return Exit.OK

@@ -17,7 +17,23 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-__all__ = ["PurgingStore", "StatsStore", "TableStore"]
+__all__ = ["PurgingStore", "StatsStore", "TableStore", "innermost"]
+
+
+def innermost(store: object) -> object:
+    """The store at the bottom of any wrappers (``EncryptedStore``, the metrics' ``MeteredStore``):
+    the one whose operator capabilities to use. Purging, statistics and the table concern the storage,
+    not what a wrapper does to each value.
+
+    A wrapper forwards such methods through ``__getattr__``, which ``isinstance`` on a protocol does
+    not consult on Python 3.12 and later (it looks attributes up statically).
+    """
+    for _ in range(16):  # wrappers do not nest deeper; a cycle must not hang the tool
+        inner = getattr(store, "inner", None)
+        if inner is None:
+            break
+        store = inner
+    return store
 
 
 @runtime_checkable
