@@ -396,7 +396,8 @@ async def test_a_call_held_up_past_the_timeout_is_a_store_error_and_the_pool_rec
         await holder.execute(f"SELECT 1 FROM {store.table} WHERE key = 'session:k' FOR UPDATE")  # noqa: S608
         with pytest.raises(SessionStoreError, match=r"did not answer a session update within 0.2 s"):
             await hasty.update("k", store_change({"x": b"2"}), ttl=100)
-    assert await hasty.update("k", store_change({"x": b"3"}), ttl=100) is WriteResult.OK
+    # The pool recovers: checked by the patient store on the same pool (0.2 s could pass on a busy machine).
+    assert await store.update("k", store_change({"x": b"3"}), ttl=100) is WriteResult.OK
     loaded = await store.load("k")
     assert loaded is not None
     assert loaded.fields["x"] == b"3"

@@ -42,16 +42,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     table.set_defaults(run=run_create_table)
 
 
+def _lacking(store: object, method: str, capability: str, where: str) -> CliError:
+    """The error for a store without the capability a command needs."""
+    return CliError(
+        f"{type(store).__name__} ({where}) has no {method}(): see "
+        f"fastapi_sessions.stores.operations.{capability} to give a store one.",
+        Exit.UNSUPPORTED,
+    )
+
+
 async def run_purge(args: argparse.Namespace, context: Context) -> Exit:
     settings = context.settings()
     async with context.engine(settings) as engine:
         store = innermost(engine.store)  # the storage itself, under encryption and metrics
         if not isinstance(store, PurgingStore):
-            raise CliError(
-                f"{type(store).__name__} ({context.where(settings)}) has no purge_expired(): see "
-                "fastapi_sessions.stores.operations.PurgingStore to give a store one.",
-                Exit.UNSUPPORTED,
-            )
+            raise _lacking(store, "purge_expired", "PurgingStore", context.where(settings))
         purged = await context.call(settings, "purge expired sessions", store.purge_expired())
     print(f"{purged} expired {'session' if purged == 1 else 'sessions'} removed")
     scheme = settings.store_url.partition("://")[0].lower()
@@ -67,11 +72,7 @@ async def run_stats(args: argparse.Namespace, context: Context) -> Exit:
     async with context.engine(settings) as engine:
         store = innermost(engine.store)  # the storage itself, under encryption and metrics
         if not isinstance(store, StatsStore):
-            raise CliError(
-                f"{type(store).__name__} ({context.where(settings)}) has no stats(): see "
-                "fastapi_sessions.stores.operations.StatsStore to give a store one.",
-                Exit.UNSUPPORTED,
-            )
+            raise _lacking(store, "stats", "StatsStore", context.where(settings))
         figures = await context.call(settings, "read its statistics", store.stats())
     if args.json:
         print_json(figures)

@@ -15,8 +15,7 @@ deadline index: by a cron job or the CLI, or every ``purge_interval`` seconds by
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,23 +31,11 @@ from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError, SessionStoreError
 from ..logs import log
 from .base import SessionChange, SessionRecord, WriteResult
+from .deadline import deadline as _deadline
 from .metered import DropReport
 from .postgres_index import PostgresUserIndex
 from .postgres_rows import decode_row, encode_fields
 from .postgres_sql import statements
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _deadline
-else:  # pragma: no cover - Python 3.10
-    from contextlib import asynccontextmanager
-
-    import anyio
-
-    @asynccontextmanager
-    async def _deadline(seconds: float) -> AsyncIterator[None]:
-        with anyio.fail_after(seconds):
-            yield
-
 
 __all__ = ["PostgresStore", "create_table"]
 

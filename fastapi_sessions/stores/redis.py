@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import math
 import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -35,22 +34,9 @@ except ImportError as exc:  # pragma: no cover - exercised in the no-extra nox s
     ) from exc
 
 from ..exceptions import SessionConfigError, SessionStoreError
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _deadline  # half the cost of an anyio cancel scope
-else:  # pragma: no cover - Python 3.10
-    from contextlib import asynccontextmanager
-
-    import anyio
-
-    @asynccontextmanager
-    async def _deadline(seconds: float) -> AsyncIterator[None]:
-        with anyio.fail_after(seconds):
-            yield
-
-
 from . import redis_lua as lua
 from .base import CorruptRecordError, SessionChange, SessionMeta, SessionRecord, WriteResult, meets
+from .deadline import deadline as _deadline
 from .index import IndexedSession
 from .redis_client import new_client
 
