@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 import secrets
+from base64 import urlsafe_b64encode
 from collections import deque
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from itsdangerous import BadData, TimestampSigner
-from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, want_bytes
+from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes, want_bytes
 
 from .clock import Clock
 
@@ -32,6 +32,7 @@ ID_BYTES = 32  # 256 bits
 # id (43) + "." + timestamp (<= 8) + "." + SHA-256 signature (43): anything longer is not ours,
 # and is refused before any HMAC is computed.
 MAX_COOKIE_VALUE = 128
+_SHA256_BLOCK = 64
 # Verified cookie values kept; past this, the oldest go one at a time as new ones come in.
 _CACHE_SIZE = 10_000
 # id (43) . timestamp . SHA-256 signature (43 chars; the last one carries 4 bits, so 16 letters).
@@ -74,6 +75,27 @@ class VerifiedId(NamedTuple):
     stale_key: bool
 
 
+class _KeyedSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, with both padded keys hashed once: a signature then
+    costs two copies of a hash state. ``hmac.HMAC.copy()`` is Python code (about 1.3 us here);
+    this makes the whole HMAC in about 1 us."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        # The key is itsdangerous' derived key, a 32-byte SHA-256 digest: shorter than a block.
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class _Signer(TimestampSigner):
     """itsdangerous' TimestampSigner with keys derived once, and time from our clock."""
 
@@ -81,14 +103,14 @@ class _Signer(TimestampSigner):
         super().__init__(keys, salt=salt(namespace), key_derivation="hmac", digest_method=hashlib.sha256)
         self._clock = clock
         self._derived = {key: super(_Signer, self).derive_key(key) for key in self.secret_keys}
-        self._mac = hmac.new(self.derive_key(), digestmod=hashlib.sha256)
+        self._mac = _KeyedSha256(self.derive_key())
+        self._stamp: tuple[int, bytes] = (-1, b"")
+        """The last timestamp signed, and its text with the separator before it."""
 
     def get_signature(self, value: str | bytes) -> bytes:
         """itsdangerous' signature, from an HMAC keyed once and copied: itsdangerous keys a new one
         for every value (about 3,000 instructions of each new session's 400,000, measured)."""
-        mac = self._mac.copy()
-        mac.update(want_bytes(value))
-        return base64_encode(mac.digest())
+        return base64_encode(self._mac.digest(want_bytes(value)))
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         if secret_key is None:
@@ -97,6 +119,16 @@ class _Signer(TimestampSigner):
 
     def get_timestamp(self) -> int:
         return int(self._clock.time())
+
+    def sign_id(self, session_id: str) -> str:
+        """``sign()``'s value for an ASCII ``session_id``, made without its byte juggling: the
+        timestamp's text is kept for the second it stands for, and the HMAC is keyed once."""
+        timestamp = self.get_timestamp()
+        stamp = self._stamp
+        if stamp[0] != timestamp:
+            stamp = self._stamp = (timestamp, b"." + base64_encode(int_to_bytes(timestamp)))
+        value = session_id.encode() + stamp[1]
+        return (value + b"." + urlsafe_b64encode(self._mac.digest(value)).rstrip(b"=")).decode()
 
 
 class SessionSigner:
@@ -123,7 +155,7 @@ class SessionSigner:
 
     def sign(self, session_id: str) -> str:
         """The cookie value for ``session_id``, signed with the newest key."""
-        return self._current.sign(session_id).decode()
+        return self._current.sign_id(session_id)
 
     def verify(self, value: str) -> VerifiedId | None:
         """The ID inside a cookie value, or None for anything we did not sign in the last max_age."""

@@ -79,3 +79,24 @@ def test_a_signature_is_exactly_the_one_itsdangerous_makes_with_the_newest_key()
     for session_id in ("a", "x" * 43, "another-id"):
         assert ours.sign(session_id) == theirs.sign(session_id).decode()
         clock.advance(1)
+
+
+def test_a_verified_signature_is_checked_with_the_same_hmac_as_itsdangerous_makes() -> None:
+    """A value itsdangerous signed verifies, and one with a changed character does not."""
+    import hashlib
+
+    from itsdangerous import TimestampSigner
+
+    from fastapi_sessions.signing import salt
+
+    clock = FakeClock()
+    key = "some-key-" * 8
+    ours = SessionSigner([key], max_age=3600, clock=clock, namespace="admin")
+    theirs = TimestampSigner(key, salt=salt("admin"), key_derivation="hmac", digest_method=hashlib.sha256)
+    theirs.get_timestamp = lambda: int(clock.time())  # type: ignore[method-assign]
+    session_id = new_session_id()
+    value = theirs.sign(session_id).decode()
+    verified = ours.verify(value)
+    assert verified is not None
+    assert verified.session_id == session_id
+    assert ours.verify(value[:44] + ("B" if value[44] != "B" else "C") + value[45:]) is None
