@@ -35,6 +35,7 @@ from .settings import SessionSettings
 from .signing import SessionSigner, could_be_ours, new_session_id, store_key
 from .state import STATE_MARK, encode_entry, is_state_field, reserved_key, state_field
 from .stores.base import (
+    EncodedFields,
     SessionChange,
     SessionMeta,
     SessionRecord,
@@ -355,7 +356,7 @@ class SessionEngine(Generic[D]):
                 raise SessionTooLargeError(size, self.max_size)
         expires_at, persistent = expiry or (record.meta.expires_at, record.meta.persistent)
         change = SessionChange(
-            changed,
+            EncodedFields(changed),
             removed,
             None if expiry is None else expires_at,
             None if expiry is None else persistent,
@@ -506,7 +507,8 @@ class SessionEngine(Generic[D]):
     async def _create(self, current: Snapshot, session: Session[D]) -> bytes:
         if self.refuse_state:
             _refuse_state_fields(current)
-        fields = {name: self.codec.encode(name, value) for name, value in current.items()}
+        encode = self.codec.encode
+        fields = EncodedFields({name: encode(name, value) for name, value in current.items()})
         if session.state_changed:
             for name, value in session.state.items():
                 fields[state_field(name)] = encode_entry(value)

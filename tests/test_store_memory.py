@@ -551,3 +551,26 @@ async def test_the_user_index_of_a_user_who_never_returns_is_pruned_by_later_log
     assert set(store._users) == {"gone", "active"}
     await store.index_add("active", "k3", until=now + 100, now=now + 20)
     assert set(store._users) == {"active"}, "the entry past its until went, and its user with it"
+
+
+@pytest.mark.anyio
+async def test_values_the_engine_encoded_are_not_parsed_again(
+    client: Any, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine writes only values it encoded itself, each one JSON value: MemoryStore's check is
+    for other callers, and a login or a write does not pay it (seven parses a login)."""
+    from fastapi_sessions.stores import memory
+
+    parsed: list[bytes] = []
+
+    def counting(value: bytes) -> str:
+        parsed.append(value)
+        return ""
+
+    monkeypatch.setattr(memory, "json_value_problem", counting)
+    assert (await client.post("/login/7")).status_code == 303  # a create
+    assert (await client.post("/cart/apple")).json() == {"cart": ["apple"]}  # an update
+    assert parsed == []
+    assert len(store) == 1
+    await store.create("k", SessionRecord({"x": b"1"}, SessionMeta(0.0, 1e12)), ttl=60)
+    assert parsed == [b"1"], "a value from another caller is still checked"

@@ -35,6 +35,7 @@ from ..exceptions import CorruptRecordError
 
 __all__ = [
     "CorruptRecordError",
+    "EncodedFields",
     "SessionChange",
     "SessionMeta",
     "SessionRecord",
@@ -58,6 +59,16 @@ def field_prefix(name: str) -> bytes:
         if len(_KEY_PREFIXES) < _MAX_KEY_PREFIXES:
             _KEY_PREFIXES[name] = prefix
     return prefix
+
+
+class EncodedFields(dict[str, bytes]):
+    """Field values the engine encoded itself, each exactly one JSON value.
+
+    A store that must check values written by other callers (MemoryStore joins them into one
+    document) may skip its parse for these: it costs a login about 2 us for seven fields.
+    """
+
+    __slots__ = ()
 
 
 def json_value_problem(value: bytes) -> str:

@@ -17,7 +17,14 @@ from ..clock import Clock, SystemClock
 from ..exceptions import SessionConfigError
 from ..logs import log
 from . import workers
-from .base import SessionChange, SessionRecord, WriteResult, json_value_problem, meets
+from .base import (
+    EncodedFields,
+    SessionChange,
+    SessionRecord,
+    WriteResult,
+    json_value_problem,
+    meets,
+)
 from .index import IndexedSession
 from .packed import Entry
 from .segment import Segment
@@ -46,8 +53,10 @@ def _check(fields: Mapping[str, bytes]) -> None:
     A read hands the stored document over as it is, so a value must be checked once, here: joined
     into the document it would otherwise set other fields than its own. The engine only ever writes
     single values; this is for other callers. (A parse of each written value: about 0.1 us for a
-    small one, 0.5 us per KB.)
+    small one, 0.5 us per KB.) Values the engine encoded (``EncodedFields``) are one JSON value each.
     """
+    if type(fields) is EncodedFields:
+        return
     for name, value in fields.items():
         problem = json_value_problem(value)
         if problem:
