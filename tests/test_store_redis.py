@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("redis")
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection as AsyncConnection
 
 from fastapi_sessions import SessionConfigError, SessionManager
-from fastapi_sessions.stores import SessionMeta, SessionRecord
+from fastapi_sessions.stores import SessionMeta, SessionRecord, WriteResult
 from fastapi_sessions.stores import redis_lua as lua
 from fastapi_sessions.stores.redis import RedisStore
 from fastapi_sessions.testing import (
@@ -361,3 +362,55 @@ def test_a_client_that_decodes_responses_is_refused_at_start_up() -> None:
     """decode_responses=True would turn every stored session into a 'corrupt' one: refuse it early."""
     with pytest.raises(SessionConfigError, match="decode_responses"):
         RedisStore(Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True))
+
+
+@pytest.mark.anyio
+async def test_a_store_built_from_a_url_packs_commands_with_hiredis_as_redis_py_would(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """The store's own client packs in C (redis-py's asyncio client packs in Python, joining its
+    buffer anew for every argument); what reaches Redis, and every error, stay redis-py's."""
+    import hiredis
+    from redis.exceptions import DataError
+
+    store = RedisStore.from_url(redis_server_url, prefix=redis_prefix, timeout=HANG_GUARD)
+    client = store.client
+    try:
+        connection = client.connection_pool.make_connection()
+        assert type(connection).pack_command is not AsyncConnection.pack_command
+        assert connection.pack_command("SET", "k", b"v") == [hiredis.pack_command(("SET", "k", b"v"))]
+        name = redis_prefix + "packed"
+        values: list[Any] = ["é ü", b"\x00\xff", 42, -7, 1.5, 2**70, bytearray(b"ba"), memoryview(b"mv")]
+        for index, value in enumerate(values):
+            await client.hset(name, str(index), value)
+        stored = await client.hgetall(name)
+        assert stored == {
+            b"0": "é ü".encode(),
+            b"1": b"\x00\xff",
+            b"2": b"42",
+            b"3": b"-7",
+            b"4": b"1.5",
+            b"5": str(2**70).encode(),
+            b"6": b"ba",
+            b"7": b"mv",
+        }
+        assert await client.execute_command("CONFIG GET", "maxmemory-policy")  # a command of two words
+        with pytest.raises(DataError, match="Invalid input of type: 'bool'"):
+            await client.hset(name, "x", True)  # type: ignore[arg-type]
+        record = SessionRecord({"name": '"Zoë"'.encode()}, SessionMeta(0.0, 2e9))
+        assert await store.create("k", record, ttl=60) is WriteResult.OK
+        loaded = await store.load("k")
+        assert loaded is not None
+        assert loaded.fields == {"name": '"Zoë"'.encode()}
+    finally:
+        await store.aclose()
+
+
+def test_a_client_with_another_encoding_keeps_redis_py_packing() -> None:
+    """hiredis packs str as UTF-8: a client asked for another encoding packs as redis-py does."""
+    from fastapi_sessions.stores.redis_client import new_client
+
+    latin = new_client("redis://127.0.0.1:1/0", timeout=1.0, encoding="latin-1")
+    assert latin.connection_pool.connection_class.pack_command is AsyncConnection.pack_command
+    plain = new_client("redis://127.0.0.1:1/0", timeout=1.0)
+    assert plain.connection_pool.connection_class.pack_command is not AsyncConnection.pack_command

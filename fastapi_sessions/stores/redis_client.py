@@ -11,12 +11,24 @@ import sys
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from ..exceptions import SessionConfigError
 
+_hiredis: Any
+try:
+    import hiredis as _hiredis
+except ImportError:  # pragma: no cover - the [redis] extra brings it
+    _hiredis = None
+
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "new_client"]
+
+# Encoding options under which hiredis packs as redis-py's encoder does (UTF-8, strict).
+_PLAIN = {(None, None), ("utf-8", None), (None, "strict"), ("utf-8", "strict")}
+_VIEWS = (bytearray, memoryview)
+_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 # Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
 DEFAULT_MAX_CONNECTIONS = 100
@@ -57,8 +69,45 @@ def new_client(url: str | None, *, timeout: float, **client_options: Any) -> Red
     for name, value in _NO_CLIENT_INFO.items():
         client_options.setdefault(name, value)
     if url is None:
-        return Redis(**client_options)
-    try:
-        return Redis.from_url(url, **client_options)
-    except ValueError as exc:
-        raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+        client = Redis(**client_options)
+    else:
+        try:
+            client = Redis.from_url(url, **client_options)
+        except ValueError as exc:
+            raise SessionConfigError(f"Invalid Redis URL for the session store: {exc}") from exc
+    pool = client.connection_pool
+    options = pool.connection_kwargs
+    if _hiredis is not None and (options.get("encoding"), options.get("encoding_errors")) in _PLAIN:
+        pool.connection_class = _packing_with_hiredis(pool.connection_class)
+    return client
+
+
+def _packing_with_hiredis(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` (plain, TLS or Unix socket) with commands packed by hiredis' C packer.
+
+    redis-py's sync client packs with hiredis when it is installed; its asyncio client always packs
+    in Python, joining the buffer anew for every argument: 21 us for a login's create (28 arguments)
+    against 5 us in C, measured. The ``[redis]`` extra brings hiredis.
+    """
+    packing = _PACKING.get(base)
+    if packing is None:
+        packing = _PACKING[base] = type(base.__name__, (_HiredisPacking, base), {})
+    return packing
+
+
+class _HiredisPacking:
+    """The packing half of the connection classes ``_packing_with_hiredis`` makes."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        command = args[0]  # redis-py splits 'CONFIG GET' and the like into two arguments
+        if isinstance(command, str):
+            args = (*command.encode().split(), *args[1:])
+        elif b" " in command:
+            args = (*command.split(), *args[1:])
+        if any(type(arg) in _VIEWS for arg in args):
+            args = tuple(bytes(arg) if type(arg) in _VIEWS else arg for arg in args)
+        try:
+            return [_hiredis.pack_command(args)]
+        except TypeError:  # a bool, None or other type: redis-py's own message (DataError)
+            packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
+            return packed
