@@ -27,7 +27,6 @@ __all__ = ["DEFAULT_MAX_CONNECTIONS", "new_client"]
 
 # Encoding options under which hiredis packs as redis-py's encoder does (UTF-8, strict).
 _PLAIN = {(None, None), ("utf-8", None), (None, "strict"), ("utf-8", "strict")}
-_VIEWS = (bytearray, memoryview)
 _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 # Connections in the pool of a store built from a URL (?max_connections=N), as in redis-py 8.
@@ -104,10 +103,9 @@ class _HiredisPacking:
             args = (*command.encode().split(), *args[1:])
         elif b" " in command:
             args = (*command.split(), *args[1:])
-        if any(type(arg) in _VIEWS for arg in args):
-            args = tuple(bytes(arg) if type(arg) in _VIEWS else arg for arg in args)
         try:
             return [_hiredis.pack_command(args)]
-        except TypeError:  # a bool, None or other type: redis-py's own message (DataError)
+        except TypeError:  # a bytearray (packed as redis-py packs it), or a bool, None or other type
+            # (redis-py's own DataError)
             packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
             return packed
