@@ -8,15 +8,13 @@ scalars a copy of the instance ``__dict__`` is that snapshot already, and no ser
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
-from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_args, get_origin
+from typing import Any, Generic, Protocol, TypeVar
 
-from annotated_types import BaseMetadata
 from pydantic import BaseModel
 from pydantic_core import CoreConfig, SchemaSerializer, to_json
 
-from .copies import NotPlain, plain_new, plain_snapshotter, plain_unchanged
+from .copies import NotPlain, dumps_as_stored, plain_new, plain_snapshotter, plain_unchanged, scalar
 from .exceptions import READ_ONLY, SessionConfigError, SessionStoreUnavailable, SessionValueError
 from .values import encode, too_deep, unencodable
 
@@ -25,19 +23,6 @@ __all__ = ["Codec", "ModelCodec", "Snapshot"]
 M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D")
 Snapshot = dict[str, Any]
-_SCALARS = (int, str, bool, type(None))
-
-
-def _scalar(annotation: Any) -> bool:
-    """Whether every value of ``annotation`` is an immutable JSON scalar (int, str, bool or None)."""
-    if annotation in _SCALARS:
-        return True
-    origin = get_origin(annotation)
-    if origin is Literal:
-        return all(type(value) in _SCALARS for value in get_args(annotation))
-    if origin is Union or origin is types.UnionType:
-        return all(_scalar(arg) for arg in get_args(annotation))
-    return False
 
 
 def dict_is_snapshot(model: type[BaseModel]) -> bool:
@@ -46,21 +31,7 @@ def dict_is_snapshot(model: type[BaseModel]) -> bool:
     True for the common flat session (ids, names, roles, flags): every field an immutable JSON scalar,
     stored under its own name, with nothing that changes how it serializes.
     """
-    if getattr(model, "__pydantic_root_model__", False) or model.model_config.get("extra") == "allow":
-        return False
-    decorators = model.__pydantic_decorators__
-    if decorators.field_serializers or decorators.model_serializers:
-        return False
-    for name, info in model.model_fields.items():
-        if info.alias not in (None, name) or info.serialization_alias not in (None, name):
-            return False
-        if info.exclude or getattr(info, "exclude_if", None) is not None:
-            return False
-        if not all(isinstance(item, BaseMetadata) for item in info.metadata):
-            return False
-        if not _scalar(info.annotation):
-            return False
-    return True
+    return dumps_as_stored(model) and all(scalar(info.annotation) for info in model.model_fields.values())
 
 
 class Codec(Protocol[D]):

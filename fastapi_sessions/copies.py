@@ -44,26 +44,13 @@ def scalar(annotation: Any) -> bool:
     return False
 
 
-def runs_no_code(model: type[BaseModel]) -> bool:
-    """Whether ``model`` dumps its fields as they are, under their own names, and builds an instance
-    from its defaults alone: no validators, serializers, computed fields, post-init, private
-    attributes, aliases, exclusions, constraints or extra fields."""
+def dumps_as_stored(model: type[BaseModel]) -> bool:
+    """Whether ``model`` dumps its fields as they are held, under their own names: no root model,
+    extra fields, serializers, aliases, exclusions or constraints that change the dump."""
     if getattr(model, "__pydantic_root_model__", False) or model.model_config.get("extra") == "allow":
         return False
     decorators = model.__pydantic_decorators__
-    if any(
-        (
-            decorators.validators,
-            decorators.field_validators,
-            decorators.root_validators,
-            decorators.field_serializers,
-            decorators.model_serializers,
-            decorators.model_validators,
-            decorators.computed_fields,
-        )
-    ):
-        return False
-    if model.__pydantic_post_init__ is not None or model.__private_attributes__:
+    if decorators.field_serializers or decorators.model_serializers:
         return False
     for name, info in model.model_fields.items():
         if info.alias not in (None, name) or info.serialization_alias not in (None, name):
@@ -73,6 +60,26 @@ def runs_no_code(model: type[BaseModel]) -> bool:
         if not all(isinstance(item, BaseMetadata) for item in info.metadata):  # e.g. a PlainSerializer
             return False
     return True
+
+
+def runs_no_code(model: type[BaseModel]) -> bool:
+    """Whether ``model`` dumps its fields as they are, under their own names, and builds an instance
+    from its defaults alone: ``dumps_as_stored``, and no validators, computed fields, post-init or
+    private attributes."""
+    if not dumps_as_stored(model):
+        return False
+    decorators = model.__pydantic_decorators__
+    if any(
+        (
+            decorators.validators,
+            decorators.field_validators,
+            decorators.root_validators,
+            decorators.model_validators,
+            decorators.computed_fields,
+        )
+    ):
+        return False
+    return model.__pydantic_post_init__ is None and not model.__private_attributes__
 
 
 def _same(value: Any) -> Any:
